@@ -1,0 +1,43 @@
+"""One exception family, so callers (and the CLI) can catch every user-facing error at once."""
+
+from __future__ import annotations
+
+
+class PromptlearnError(Exception):
+    """Base class of every error promptlearn raises on purpose; the message says what and how to fix it."""
+
+
+class TemplateError(PromptlearnError):
+    """A template is malformed: no or several [MASK], bad Jinja syntax, bad [SOFT] slot."""
+
+
+class MissingFieldError(TemplateError):
+    """An example lacks a field the template uses."""
+
+
+class VerbalizerError(PromptlearnError):
+    """A verbalizer file or mapping is malformed (empty class, empty word, bad JSON/text line)."""
+
+
+class UnknownLabelError(VerbalizerError):
+    """A label in the data is not one of the verbalizer's classes."""
+
+
+class ModelLoadError(PromptlearnError):
+    """A model cannot be found or loaded."""
+
+
+class WrongModelKindError(ModelLoadError):
+    """The model is not a masked or causal LM (or lacks a trained LM head)."""
+
+
+class TruncationError(PromptlearnError):
+    """A prompt cannot fit the model's window even with every shortenable field emptied."""
+
+
+class DataError(PromptlearnError):
+    """A data file is missing, unreadable, or lacks a needed column."""
+
+
+class ChecksumError(DataError):
+    """A data file does not match its published checksum."""
