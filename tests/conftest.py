@@ -16,6 +16,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# Tiny models gain nothing from threads, and OpenMP threads spinning on a busy 2-core machine make
+# each small matmul ~50x slower: score them on one thread.
+torch.set_num_threads(1)
 
 try:  # tests/ as a package (if someone adds tests/__init__.py) ...
     from . import tiny_models  # type: ignore[no-redef]

@@ -1,0 +1,271 @@
+"""PromptClassifier: zero-shot prompt-based classification in the scikit-learn manner.
+
+The constructor only stores configuration; the model is loaded on first use. ``predict_proba``
+renders each example with the template, scores the verbalizer's words with a masked- or causal-LM
+scorer, optionally calibrates, and returns class probabilities in the verbalizer's class order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from .calibration import CONTENT_FREE, content_free_examples, content_free_prior, contextual_calibration, log_normalize
+from .errors import DataError, PromptlearnError
+from .models import LoadedModel, detect_kind, load_model, prepare_tokenizer, resolve_device
+from .scorer import Scorer, make_scorer
+from .template import Template
+from .verbalizer import Verbalizer
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "promptlearn.PromptClassifier"
+FORMAT_VERSION = 1
+
+
+def as_examples(X: Any, fields: Iterable[str]) -> list[dict[str, Any]]:
+    """Examples as dicts from strings, dicts, a pandas DataFrame or a ``datasets.Dataset``.
+
+    A plain string fills the template's only field; templates with several fields need dicts.
+    """
+    if isinstance(X, (str, Mapping)):
+        X = [X]
+    if hasattr(X, "to_dict") and hasattr(X, "columns"):  # pandas DataFrame
+        return X.to_dict(orient="records")
+    if hasattr(X, "column_names") and hasattr(X, "to_list"):  # datasets.Dataset
+        return list(X.to_list())
+    fields = sorted(fields)
+    examples = []
+    for position, item in enumerate(X):
+        if isinstance(item, Mapping):
+            examples.append(dict(item))
+        elif isinstance(item, str):
+            if len(fields) != 1:
+                raise DataError(f"item {position} is a plain string, but the template uses the fields {fields}; "
+                                "pass dicts (or a DataFrame) with those keys")
+            examples.append({fields[0]: item})
+        else:
+            raise DataError(f"item {position} is a {type(item).__name__}; pass strings, dicts, a pandas DataFrame "
+                            "or a datasets.Dataset")
+    return examples
+
+
+class PromptClassifier(ClassifierMixin, BaseEstimator):
+    """Classify text by asking a language model to fill a template's ``[MASK]`` with label words.
+
+    Parameters
+    ----------
+    model: a hub id, local folder, ``.gguf`` path, short name (``smollm2``), or a loaded
+        ``transformers`` model (then pass ``tokenizer`` too).
+    template: a :class:`Template`, a file, a shipped name (``sst2/it_was``) or Jinja text with ``[MASK]``.
+    verbalizer: a :class:`Verbalizer`, a dict, a file or a shipped name (``sst2``).
+    calibrate: apply contextual calibration with the ``content_free`` inputs.
+    multi_token: ``parallel`` or ``left_to_right`` decoding of multi-token words (masked LMs).
+    after_mask: causal LMs only: ``drop`` the text after ``[MASK]`` or ``score`` it with each word.
+    aggregation: how several words of one class combine: ``mean`` (of probabilities), ``max``, ``sum``.
+    shortenable: the fields truncation may shorten (default: all the template's fields).
+    max_length: the token budget of one prompt (default: the model's window).
+    """
+
+    def __init__(self, model: Any = "smollm2", template: Any = None, verbalizer: Any = None, *,
+                 tokenizer: Any = None, calibrate: bool = False, content_free: Sequence[str] = CONTENT_FREE,
+                 multi_token: str = "parallel", after_mask: str = "drop", aggregation: str = "mean",
+                 shortenable: Sequence[str] | None = None, batch_size: int = 16, max_length: int | None = None,
+                 device: str | None = None, gguf_file: str | None = None, trust_remote_code: bool = False,
+                 show_progress: bool | None = None) -> None:
+        self.model = model
+        self.template = template
+        self.verbalizer = verbalizer
+        self.tokenizer = tokenizer
+        self.calibrate = calibrate
+        self.content_free = content_free
+        self.multi_token = multi_token
+        self.after_mask = after_mask
+        self.aggregation = aggregation
+        self.shortenable = shortenable
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.device = device
+        self.gguf_file = gguf_file
+        self.trust_remote_code = trust_remote_code
+        self.show_progress = show_progress
+
+    # -- resolved configuration ----------------------------------------------------------------
+    @property
+    def template_(self) -> Template:
+        if self.template is None:
+            raise PromptlearnError("no template given; pass template= (a file, 'task/name' or Jinja text with [MASK])")
+        key = (id(self.template), tuple(self.shortenable) if self.shortenable is not None else None)
+        if getattr(self, "_template_key", None) != key:
+            self._template_cache = Template.load(self.template, shortenable=self.shortenable)
+            self._template_key = key
+        return self._template_cache
+
+    @property
+    def verbalizer_(self) -> Verbalizer:
+        if self.verbalizer is None:
+            raise PromptlearnError("no verbalizer given; pass verbalizer= (a file, a shipped name or a dict)")
+        key = (id(self.verbalizer), self.aggregation)
+        if getattr(self, "_verbalizer_key", None) != key:
+            self._verbalizer_cache = Verbalizer.load(self.verbalizer, aggregation=self.aggregation)
+            self._verbalizer_key = key
+        return self._verbalizer_cache
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.array(self.verbalizer_.classes, dtype=object)
+
+    @property
+    def model_(self) -> LoadedModel:
+        """The loaded model (loaded on first use)."""
+        if getattr(self, "_loaded", None) is None or self._loaded_from is not self.model:
+            self._loaded = self._load_model()
+            self._loaded_from = self.model
+            self._scorer_cache = None
+            self._prior_cache = None
+        return self._loaded
+
+    def _load_model(self) -> LoadedModel:
+        if isinstance(self.model, (str, os.PathLike)):
+            return load_model(str(self.model), gguf_file=self.gguf_file, device=self.device,
+                              trust_remote_code=self.trust_remote_code)
+        if self.tokenizer is None:
+            raise PromptlearnError("a model object needs its tokenizer: pass tokenizer= as well")
+        where = f"model object {type(self.model).__name__}"
+        kind = detect_kind(self.model.config, where)
+        prepare_tokenizer(self.tokenizer, kind, where)
+        self.model.to(resolve_device(self.device))
+        self.model.eval()
+        return LoadedModel(self.model, self.tokenizer, kind, getattr(self.model, "name_or_path", "") or where)
+
+    @property
+    def scorer_(self) -> Scorer:
+        loaded = self.model_
+        options = (self.multi_token, self.after_mask, self.batch_size, self.max_length, self.show_progress)
+        if getattr(self, "_scorer_cache", None) is None or self._scorer_options != options:
+            self._scorer_cache = make_scorer(loaded.kind, loaded.model, loaded.tokenizer,
+                                             multi_token=self.multi_token, after_mask=self.after_mask,
+                                             batch_size=self.batch_size, max_length=self.max_length,
+                                             show_progress=self.show_progress)
+            self._scorer_options = options
+            self._prior_cache = None
+        return self._scorer_cache
+
+    # -- inference -------------------------------------------------------------------------------
+    def _log_probs(self, X: Any, calibrate: bool) -> np.ndarray:
+        template, verbalizer = self.template_, self.verbalizer_
+        examples = as_examples(X, template.fields)
+        prompts = [template.render(example) for example in examples]
+        scores = self.scorer_.score(prompts, verbalizer)
+        log_probs = log_normalize(scores) if len(examples) else np.zeros((0, len(verbalizer)))
+        return contextual_calibration(log_probs, self.content_free_prior()) if calibrate else log_probs
+
+    def content_free_prior(self) -> np.ndarray:
+        """The prompt's class prior on content-free inputs (what calibration divides out)."""
+        key = (self.template_, self.verbalizer_, tuple(self.content_free), id(self.scorer_))
+        if getattr(self, "_prior_cache", None) is None or self._prior_key != key:
+            inputs = content_free_examples(self.template_.fields, self.content_free)
+            self._prior_cache = content_free_prior(self._log_probs(inputs, calibrate=False))
+            self._prior_key = key
+        return self._prior_cache
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Class log-probabilities ``[n_examples, n_classes]``, classes in ``classes_`` order."""
+        return self._log_probs(X, self.calibrate)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``[n_examples, n_classes]``, classes in ``classes_`` order."""
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class name of each example."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)] if len(self.classes_) else np.array([])
+
+    def score(self, X: Any, y: Sequence[Any], sample_weight: Any = None) -> float:
+        """Accuracy; labels are class names or class indices."""
+        from sklearn.metrics import accuracy_score
+
+        truth = self.verbalizer_.label_indices(y)
+        predicted = self.predict_proba(X).argmax(axis=1)
+        return float(accuracy_score(truth, predicted, sample_weight=sample_weight))
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write a folder with ``config.json`` (and the model, when it was given as an object), atomically."""
+        directory = Path(directory)
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in ("model", "template", "verbalizer", "tokenizer")}
+        params["content_free"] = list(params["content_free"])
+        params["shortenable"] = list(params["shortenable"]) if params["shortenable"] is not None else None
+        config = {
+            "format": FORMAT, "version": FORMAT_VERSION,
+            "model": str(self.model) if isinstance(self.model, (str, os.PathLike)) else None,
+            "template": {"source": self.template_.source, "name": self.template_.name},
+            "verbalizer": self.verbalizer_.to_dict(),
+            "params": params,
+        }
+        with atomic_directory(directory, overwrite=overwrite) as tmp:
+            if config["model"] is None:
+                loaded = self.model_
+                loaded.model.save_pretrained(tmp / "model", safe_serialization=True)
+                loaded.tokenizer.save_pretrained(tmp / "model")
+            (tmp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, **overrides: Any) -> PromptClassifier:
+        """Rebuild a classifier saved by :meth:`save`; ``overrides`` replace saved parameters (e.g. ``device``)."""
+        directory = Path(directory)
+        config_path = directory / "config.json"
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PromptlearnError(f"no saved classifier at {directory} (missing config.json)") from None
+        except json.JSONDecodeError as exc:
+            raise PromptlearnError(f"{config_path}: invalid JSON on line {exc.lineno}: {exc.msg}") from None
+        if config.get("format") != FORMAT:
+            raise PromptlearnError(f"{config_path} is not a saved PromptClassifier (format {config.get('format')!r})")
+        if config.get("version", 0) > FORMAT_VERSION:
+            raise PromptlearnError(f"{config_path} was written by a newer promptlearn (format {config['version']}); upgrade")
+        params = dict(config["params"])
+        params.update(overrides)
+        model = config["model"] if config["model"] is not None else str(directory / "model")
+        template = Template(config["template"]["source"], name=config["template"].get("name"),
+                            shortenable=params.get("shortenable"))
+        return cls(model=model, template=template, verbalizer=config["verbalizer"], **params)
+
+
+class atomic_directory:
+    """Context manager: build a folder under a temporary name, then rename it into place."""
+
+    def __init__(self, target: Path, *, overwrite: bool = False) -> None:
+        self.target = Path(target)
+        self.overwrite = overwrite
+
+    def __enter__(self) -> Path:
+        if self.target.exists() and not self.overwrite:
+            raise PromptlearnError(f"{self.target} already exists; choose another folder or pass overwrite=True")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            os.replace(self.target, old)
+            os.replace(self.tmp, self.target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.target)

@@ -1,0 +1,504 @@
+"""Scorers: rendered prompts -> one log-score per class, with a masked LM or a causal LM.
+
+Both scorers share tokenisation (with truncation that shortens only the example's fields), label-word
+tokenisation in the context of the mask (so users write ``great``, never ``Ġgreat``), batching, and
+reading the vocabulary distribution only at the positions that matter.
+
+* Masked LM: ``[MASK]`` becomes ``m`` mask tokens for an ``m``-token word. Single-token words need one
+  forward pass per example. Multi-token words are scored jointly, either in ``parallel`` (one pass with
+  ``m`` masks: the sum of each token's log-probability at its mask) or ``left_to_right`` (PET's
+  most-confident-first decoding: fill the surest mask, run again, ``m`` passes).
+* Causal LM: the text before ``[MASK]`` is the prefix (computed once and cached), each label word is
+  scored as its continuation (sum of its tokens' log-probabilities). Text after the mask is dropped
+  (``after_mask="drop"``) or scored as part of each word's continuation (``after_mask="score"``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .errors import TemplateError, TruncationError, VerbalizerError
+from .template import Prompt, Segment
+from .verbalizer import Verbalizer
+
+logger = logging.getLogger(__name__)
+
+MULTI_TOKEN_MODES = ("parallel", "left_to_right")
+AFTER_MASK_MODES = ("drop", "score")
+# Models whose position ids start after the padding index, so two positions are unusable.
+_POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer"}
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A piece of model input text; ``shortenable`` pieces may be cut from the end to fit the window."""
+
+    text: str
+    shortenable: bool = False
+
+
+def default_max_length(model: Any, tokenizer: Any) -> int:
+    """The longest input the model accepts: the tokenizer's limit and the position embeddings'."""
+    limits = []
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    config = model.config
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if positions:
+        limits.append(positions - (2 if config.model_type in _POSITION_OFFSET_MODELS else 0))
+    return min(limits) if limits else 512
+
+
+def aggregate_words(word_scores: np.ndarray, verbalizer: Verbalizer) -> np.ndarray:
+    """Combine per-word log-probabilities ``[N, W]`` into per-class log-scores ``[N, C]``.
+
+    ``mean``: log of the mean word probability; ``sum``: log of their sum; ``max``: the best word.
+    """
+    scores = torch.as_tensor(word_scores, dtype=torch.float64)
+    columns, start = [], 0
+    for words in verbalizer.words:
+        block = scores[:, start:start + len(words)]
+        start += len(words)
+        if verbalizer.aggregation == "max":
+            columns.append(block.max(dim=1).values)
+        else:
+            pooled = torch.logsumexp(block, dim=1)
+            columns.append(pooled - math.log(len(words)) if verbalizer.aggregation == "mean" else pooled)
+    return torch.stack(columns, dim=1).numpy()
+
+
+class _PositionHead:
+    """Runs a model but applies its vocabulary projection only at chosen positions.
+
+    A forward pre-hook on the output embeddings swaps the hidden states ``[B, T, H]`` for the rows at
+    the wanted positions, which is where almost all of a small LM's head compute goes. The shortcut is
+    checked once against full logits; a model where it does not hold falls back to full logits.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.head = model.get_output_embeddings()
+        self.enabled: bool | None = None if self.head is not None else False
+        self._index: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _hook(self, module: Any, args: tuple) -> tuple:
+        rows, cols = self._index  # type: ignore[misc]
+        return (args[0][rows, cols].unsqueeze(0),) + tuple(args[1:])
+
+    @contextmanager
+    def _selecting(self, rows: torch.Tensor, cols: torch.Tensor) -> Iterator[None]:
+        self._index = (rows, cols)
+        handle = self.head.register_forward_pre_hook(self._hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+            self._index = None
+
+    def logits(self, inputs: dict[str, Any], rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Logits ``[len(rows), V]`` at ``(rows, cols)``, and the model output (for its cache)."""
+        if self.enabled is None:
+            self.enabled = self._check(inputs, rows, cols)
+        if self.enabled:
+            with self._selecting(rows, cols):
+                output = self.model(**inputs)
+            return output.logits.reshape(len(rows), -1), output
+        output = self.model(**inputs)
+        return output.logits[rows, cols], output
+
+    def _check(self, inputs: dict[str, Any], rows: torch.Tensor, cols: torch.Tensor) -> bool:
+        probe = {k: (v[:1] if isinstance(v, torch.Tensor) and k != "cache" else v) for k, v in inputs.items()
+                 if k not in ("cache", "use_cache")}
+        keep = rows == 0
+        try:
+            full = self.model(**probe).logits[0, cols[keep]]
+            with self._selecting(rows[keep], cols[keep]):
+                part = self.model(**probe).logits.reshape(int(keep.sum()), -1)
+            ok = part.shape == full.shape and torch.allclose(part, full, atol=1e-4, rtol=1e-4)
+        except Exception as exc:  # any model whose head cannot take the shortcut
+            logger.debug("position-only head disabled: %s", exc)
+            ok = False
+        if not ok:
+            logger.info("this model's head cannot be applied at the mask positions only; using full logits")
+        return ok
+
+
+class Scorer:
+    """Common machinery of the masked- and causal-LM scorers."""
+
+    kind = "base"
+
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, max_length: int | None = None,
+                 show_progress: bool | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length or default_max_length(model, tokenizer)
+        self.show_progress = show_progress
+        self._head = _PositionHead(model)
+        self._word_ids_cache: dict[tuple[str, str, str], tuple[int, ...]] = {}
+        self._offsets = bool(getattr(tokenizer, "is_fast", False))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- public -------------------------------------------------------------------------------
+    def score(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> np.ndarray:
+        """Class log-scores ``[N, C]`` (not normalised across classes)."""
+        words = [w for class_words in verbalizer.words for w in class_words]
+        return aggregate_words(self.word_log_probs(prompts, words), verbalizer)
+
+    def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
+        """log p(word | prompt) for every prompt and word, ``[N, W]``."""
+        raise NotImplementedError
+
+    # -- label words --------------------------------------------------------------------------
+    def word_ids(self, word: str, anchor: str, separator: str) -> tuple[int, ...]:
+        """Token ids of ``word`` as it reads after ``anchor + separator`` (leading-space conventions)."""
+        key = (word, anchor, separator)
+        if key not in self._word_ids_cache:
+            base = anchor + separator
+            base_ids = self.tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
+            full_ids = self.tokenizer(base + word, add_special_tokens=False)["input_ids"]
+            common = 0
+            while common < min(len(base_ids), len(full_ids)) and base_ids[common] == full_ids[common]:
+                common += 1
+            ids = tuple(full_ids[common:])
+            if not ids:
+                raise VerbalizerError(f"label word {word!r} tokenizes to nothing with this model's tokenizer")
+            self._word_ids_cache[key] = ids
+        return self._word_ids_cache[key]
+
+    @staticmethod
+    def mask_context(prompt: Prompt) -> tuple[str, str]:
+        """(anchor, separator): the template text right before the mask, and the whitespace between."""
+        index = prompt.mask_index()
+        if index == 0:
+            return "", ""
+        before = prompt.segments[index - 1]
+        stripped = before.text.rstrip()
+        separator = before.text[len(stripped):]
+        if before.kind == "text" and stripped:
+            return stripped, separator
+        return ".", separator
+
+    # -- tokenisation with truncation ----------------------------------------------------------
+    def _pieces(self, segments: Sequence[Segment], prompt: Prompt) -> list[_Piece]:
+        pieces = []
+        for segment in segments:
+            if segment.kind == "soft":
+                raise TemplateError("the template has [SOFT] slots; they need a soft-prompt source, not a manual one")
+            if segment.kind == "mask":
+                raise AssertionError("mask segments are placed by the scorer")
+            text = segment.text
+            if segment.kind == "field":
+                text = self._clean_field(text)
+            pieces.append(_Piece(text, prompt.is_shortenable(segment)))
+        return pieces
+
+    def _clean_field(self, text: str) -> str:
+        return text
+
+    def _encode(self, rows: Sequence[list[_Piece]], budgets: Sequence[int], add_special_tokens: bool,
+                describe: Sequence[str]) -> list[list[int]]:
+        """Token ids of each row's joined pieces, shortening shortenable pieces until within budget."""
+        texts = ["".join(p.text for p in pieces) for pieces in rows]
+        encoded = self.tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
+        out = [list(ids) for ids in encoded]
+        for i, ids in enumerate(out):
+            if len(ids) > budgets[i]:
+                out[i] = self._truncate(list(rows[i]), budgets[i], add_special_tokens, describe[i])
+        return out
+
+    def _truncate(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str) -> list[int]:
+        """Cut the longest shortenable pieces (PET-style) until the tokenised row fits ``budget``."""
+        for _ in range(20):
+            text = "".join(p.text for p in pieces)
+            encoding = self.tokenizer(text, add_special_tokens=add_special_tokens,
+                                      return_offsets_mapping=self._offsets)
+            ids = list(encoding["input_ids"])
+            excess = len(ids) - budget
+            if excess <= 0:
+                return ids
+            starts = np.cumsum([0] + [len(p.text) for p in pieces])
+            if self._offsets:
+                token_starts = np.array([s for s, e in encoding["offset_mapping"] if e > s], dtype=np.int64)
+                counts = np.array([((token_starts >= starts[k]) & (token_starts < starts[k + 1])).sum()
+                                   for k in range(len(pieces))])
+            else:
+                counts = np.array([len(self.tokenizer(p.text, add_special_tokens=False)["input_ids"]) for p in pieces])
+            shortenable = np.array([p.shortenable for p in pieces])
+            available = int(counts[shortenable].sum())
+            if available == 0 or excess > available:
+                fixed = len(ids) - available
+                raise TruncationError(
+                    f"{describe}: the prompt needs {fixed} tokens without its shortenable fields, more than the "
+                    f"{budget} available (model window {self.max_length}); shorten the template or the fixed fields"
+                )
+            keep = counts.copy()
+            for _ in range(excess):  # remove one token at a time from the longest shortenable piece
+                candidates = np.where(shortenable, keep, -1)
+                keep[int(np.argmax(candidates))] -= 1
+            new_pieces = []
+            for k, piece in enumerate(pieces):
+                if keep[k] == counts[k]:
+                    new_pieces.append(piece)
+                    continue
+                if self._offsets:
+                    ends = [e for s, e in encoding["offset_mapping"] if e > s and starts[k] <= s < starts[k + 1]]
+                    cut = int(ends[keep[k] - 1] - starts[k]) if keep[k] > 0 else 0
+                else:
+                    cut = int(len(piece.text) * keep[k] / max(counts[k], 1))
+                # Always remove at least one character, so the loop makes progress.
+                new_pieces.append(_Piece(piece.text[:max(0, min(cut, len(piece.text) - 1))], True))
+            pieces = new_pieces
+        raise TruncationError(f"{describe}: could not fit the prompt into {budget} tokens")
+
+    # -- running the model --------------------------------------------------------------------
+    def _batches(self, order: Sequence[int], desc: str) -> Iterator[list[int]]:
+        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        with tqdm(total=len(order), desc=desc, disable=not show, unit="ex") as bar:
+            for start in range(0, len(order), self.batch_size):
+                chunk = list(order[start:start + self.batch_size])
+                yield chunk
+                bar.update(len(chunk))
+
+    def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, :len(row)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _log_probs_at(self, inputs: dict[str, Any], rows: Sequence[int], cols: Sequence[int]) -> tuple[torch.Tensor, Any]:
+        row_t = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        col_t = torch.as_tensor(cols, dtype=torch.long, device=self.device)
+        logits, output = self._head.logits(inputs, row_t, col_t)
+        return torch.log_softmax(logits.float(), dim=-1), output
+
+
+class MaskedLMScorer(Scorer):
+    """Scores label words at the mask(s) of any ``AutoModelForMaskedLM``."""
+
+    kind = "masked"
+
+    def __init__(self, model: Any, tokenizer: Any, *, multi_token: str = "parallel", **options: Any) -> None:
+        super().__init__(model, tokenizer, **options)
+        if multi_token not in MULTI_TOKEN_MODES:
+            raise ValueError(f"multi_token must be one of {MULTI_TOKEN_MODES}, got {multi_token!r}")
+        if tokenizer.mask_token_id is None:
+            raise VerbalizerError("the tokenizer has no mask token; use a masked LM or the causal scorer")
+        self.multi_token = multi_token
+
+    def _clean_field(self, text: str) -> str:
+        # A literal mask token inside the example's text would become a second mask: neutralise it.
+        return text.replace(self.tokenizer.mask_token, " ")
+
+    def _rows(self, prompts: Sequence[Prompt], jobs: Sequence[tuple[int, int]]) -> list[list[int]]:
+        rows, budgets, describe = [], [], []
+        mask = self.tokenizer.mask_token
+        for p, m in jobs:
+            prompt = prompts[p]
+            index = prompt.mask_index()
+            pieces = (self._pieces(prompt.segments[:index], prompt) + [_Piece(mask * m)]
+                      + self._pieces(prompt.segments[index + 1:], prompt))
+            rows.append(pieces)
+            budgets.append(self.max_length)
+            describe.append(f"example {p}")
+        encoded = self._encode(rows, budgets, True, describe)
+        for (p, m), ids in zip(jobs, encoded):
+            found = sum(1 for t in ids if t == self.tokenizer.mask_token_id)
+            if found != m:
+                raise TemplateError(f"example {p}: expected {m} mask token(s) after tokenisation, found {found}")
+        return encoded
+
+    def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
+        n, n_words = len(prompts), len(words)
+        result = np.zeros((n, n_words), dtype=np.float64)
+        if n == 0:
+            return result
+        ids_per_prompt = []
+        for prompt in prompts:
+            anchor, separator = self.mask_context(prompt)
+            ids_per_prompt.append([self.word_ids(w, anchor, separator) for w in words])
+        # One job per (example, number of masks); its words are those of that token length.
+        jobs = sorted({(p, len(ids)) for p, word_ids in enumerate(ids_per_prompt) for ids in word_ids})
+        encoded = self._rows(prompts, jobs)
+        order = sorted(range(len(jobs)), key=lambda j: -len(encoded[j]))
+        mask_id = self.tokenizer.mask_token_id
+        pending: list[tuple[int, int, list[int], int, tuple[int, ...]]] = []  # left-to-right rows to decode
+        with torch.inference_mode():
+            for chunk in self._batches(order, "scoring"):
+                ids, attention = self._pad([encoded[j] for j in chunk])
+                positions = [[t for t, token in enumerate(encoded[j]) if token == mask_id] for j in chunk]
+                rows = [r for r, pos in enumerate(positions) for _ in pos]
+                cols = [c for pos in positions for c in pos]
+                log_probs, _ = self._log_probs_at({"input_ids": ids, "attention_mask": attention}, rows, cols)
+                offsets = np.cumsum([0] + [len(p) for p in positions])
+                for r, job in enumerate(chunk):
+                    p, m = jobs[job]
+                    for w, word_ids in enumerate(ids_per_prompt[p]):
+                        if len(word_ids) != m:
+                            continue
+                        token_lp = log_probs[offsets[r] + torch.arange(m), torch.as_tensor(word_ids)]
+                        if m == 1 or self.multi_token == "parallel":
+                            result[p, w] = float(token_lp.sum())
+                        else:
+                            best = int(token_lp.argmax())
+                            result[p, w] = float(token_lp[best])
+                            filled = list(encoded[job])
+                            filled[positions[r][best]] = word_ids[best]
+                            pending.append((p, w, filled, positions[r][0], word_ids))
+            if pending:
+                self._left_to_right(pending, result, mask_id)
+        return result
+
+    def _left_to_right(self, pending: list[tuple[int, int, list[int], int, tuple[int, ...]]], result: np.ndarray,
+                       mask_id: int) -> None:
+        """PET decoding: repeatedly fill the remaining mask whose word token is most probable, and run again.
+
+        Each pending entry is (example, word, ids with some masks filled, first mask position, word tokens).
+        """
+        while pending:
+            next_round = []
+            order = sorted(range(len(pending)), key=lambda i: -len(pending[i][2]))
+            for chunk in self._batches(order, "left-to-right"):
+                ids, attention = self._pad([pending[i][2] for i in chunk])
+                remaining = []
+                for i in chunk:
+                    _, _, filled, start, tokens = pending[i]
+                    remaining.append([start + k for k in range(len(tokens)) if filled[start + k] == mask_id])
+                rows = [r for r, pos in enumerate(remaining) for _ in pos]
+                cols = [c for pos in remaining for c in pos]
+                log_probs, _ = self._log_probs_at({"input_ids": ids, "attention_mask": attention}, rows, cols)
+                offset = 0
+                for r, i in enumerate(chunk):
+                    p, w, filled, start, tokens = pending[i]
+                    wanted = torch.as_tensor([tokens[pos - start] for pos in remaining[r]])
+                    token_lp = log_probs[offset + torch.arange(len(wanted)), wanted]
+                    offset += len(wanted)
+                    best = int(token_lp.argmax())
+                    result[p, w] += float(token_lp[best])
+                    if len(wanted) > 1:
+                        filled = list(filled)
+                        filled[remaining[r][best]] = tokens[remaining[r][best] - start]
+                        next_round.append((p, w, filled, start, tokens))
+            pending = next_round
+
+
+class CausalLMScorer(Scorer):
+    """Scores each label word as the continuation of the text before ``[MASK]`` with an ``AutoModelForCausalLM``."""
+
+    kind = "causal"
+
+    def __init__(self, model: Any, tokenizer: Any, *, after_mask: str = "drop", **options: Any) -> None:
+        super().__init__(model, tokenizer, **options)
+        if after_mask not in AFTER_MASK_MODES:
+            raise ValueError(f"after_mask must be one of {AFTER_MASK_MODES}, got {after_mask!r}")
+        self.after_mask = after_mask
+        self._start_token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+    def _continuations(self, prompt: Prompt, words: Sequence[str]) -> list[tuple[int, ...]]:
+        anchor, separator = self.mask_context(prompt)
+        if self.after_mask == "drop":
+            return [self.word_ids(w, anchor, separator) for w in words]
+        index = prompt.mask_index()
+        suffix = "".join(p.text for p in self._pieces(prompt.segments[index + 1:], prompt))
+        return [self.word_ids(w + suffix, anchor, separator) for w in words]
+
+    def _prefix_pieces(self, prompt: Prompt) -> list[_Piece]:
+        index = prompt.mask_index()
+        pieces = self._pieces(prompt.segments[:index], prompt)
+        # The space before the mask belongs to the word's first token (" great"), not to the prefix.
+        if pieces:
+            pieces[-1] = _Piece(pieces[-1].text.rstrip(" "), pieces[-1].shortenable)
+        return pieces
+
+    def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
+        n = len(prompts)
+        result = np.zeros((n, len(words)), dtype=np.float64)
+        if n == 0:
+            return result
+        continuations = [self._continuations(prompt, words) for prompt in prompts]
+        budgets = [self.max_length - max(len(c) for c in conts) + 1 for conts in continuations]
+        prefixes = self._encode([self._prefix_pieces(p) for p in prompts], budgets, True,
+                                [f"example {i}" for i in range(n)])
+        for i, ids in enumerate(prefixes):
+            if not ids:
+                if self._start_token is None:
+                    raise TemplateError("a causal LM needs text before [MASK], and this tokenizer has no BOS/EOS "
+                                        "token to start from; put the mask at the end of the template")
+                prefixes[i] = [self._start_token]
+        order = sorted(range(n), key=lambda i: -len(prefixes[i]))
+        with torch.inference_mode():
+            for chunk in self._batches(order, "scoring"):
+                self._score_batch(chunk, prefixes, continuations, result)
+        return result
+
+    def _score_batch(self, chunk: list[int], prefixes: list[list[int]], continuations: list[list[tuple[int, ...]]],
+                     result: np.ndarray) -> None:
+        ids, attention = self._pad([prefixes[i] for i in chunk])
+        lengths = [len(prefixes[i]) for i in chunk]
+        multi = [(r, w) for r, i in enumerate(chunk) for w, c in enumerate(continuations[i]) if len(c) > 1]
+        inputs = {"input_ids": ids, "attention_mask": attention, "use_cache": bool(multi)}
+        log_probs, output = self._log_probs_at(inputs, list(range(len(chunk))), [length - 1 for length in lengths])
+        for r, i in enumerate(chunk):
+            first = torch.as_tensor([c[0] for c in continuations[i]], device=log_probs.device)
+            result[i] = log_probs[r, first].double().cpu().numpy()
+        if not multi:
+            return
+        cache = output.cache
+        for start in range(0, len(multi), self.batch_size):
+            part = multi[start:start + self.batch_size]
+            self._score_continuations(part, chunk, lengths, attention, cache, continuations, result)
+
+    def _score_continuations(self, part: list[tuple[int, int]], chunk: list[int], lengths: list[int],
+                             attention: torch.Tensor, cache: Any, continuations: list[list[tuple[int, ...]]],
+                             result: np.ndarray) -> None:
+        """Feed tokens 1..m-1 of each multi-token continuation after its example's cached prefix."""
+        select = torch.as_tensor([r for r, _ in part], device=self.device)
+        cache = copy.deepcopy(cache)
+        cache.batch_select_indices(select)
+        fed = [list(continuations[chunk[r]][w][:-1]) for r, w in part]
+        cont_ids, cont_mask = self._pad(fed)
+        positions = torch.stack([lengths[r] + torch.arange(cont_ids.shape[1]) for r, _ in part]).to(self.device)
+        inputs = {"input_ids": cont_ids, "attention_mask": torch.cat([attention[select], cont_mask], dim=1),
+                  "position_ids": positions, "cache": cache, "use_cache": True}
+        rows = [k for k, tokens in enumerate(fed) for _ in tokens]
+        cols = [j for tokens in fed for j in range(len(tokens))]
+        log_probs, _ = self._log_probs_at(inputs, rows, cols)
+        targets = torch.as_tensor([t for r, w in part for t in continuations[chunk[r]][w][1:]], device=log_probs.device)
+        token_lp = log_probs[torch.arange(len(rows), device=log_probs.device), targets].double().cpu().numpy()
+        offset = 0
+        for k, (r, w) in enumerate(part):
+            count = len(fed[k])
+            result[chunk[r], w] += token_lp[offset:offset + count].sum()
+            offset += count
+
+
+def make_scorer(kind: str, model: Any, tokenizer: Any, *, multi_token: str = "parallel", after_mask: str = "drop",
+                **options: Any) -> Scorer:
+    """The scorer for a model kind (``masked`` or ``causal``)."""
+    if kind == "masked":
+        return MaskedLMScorer(model, tokenizer, multi_token=multi_token, **options)
+    if kind == "causal":
+        return CausalLMScorer(model, tokenizer, after_mask=after_mask, **options)
+    raise ValueError(f"unknown model kind {kind!r}")

@@ -1,0 +1,165 @@
+"""Verbalizers: each class's label words, as people write them, in class order.
+
+Files are JSON (``{"negative": ["terrible"], "positive": ["great", "good"]}``) or text
+(``negative: terrible, awful`` one class a line, ``#`` comments). A class with several words
+scores the aggregate of its words' probabilities (``aggregation``: ``mean`` by default, i.e. the
+log of the mean word probability; ``max``; or ``sum``). Leading-space conventions of tokenizers
+are the scorer's job, never the user's. This module imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import UnknownLabelError, VerbalizerError
+from .resources import shipped_dir
+
+AGGREGATIONS = ("mean", "max", "sum")
+_SHIPPED_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+class Verbalizer:
+    """Maps each class to one or more label words; the class order is the order given."""
+
+    def __init__(self, label_words: Mapping[str, str | Sequence[str]], *, aggregation: str = "mean",
+                 source: str | None = None) -> None:
+        where = source or "verbalizer"
+        if aggregation not in AGGREGATIONS:
+            raise VerbalizerError(f"{where}: aggregation {aggregation!r} is not one of {AGGREGATIONS}")
+        if not isinstance(label_words, Mapping) or len(label_words) < 2:
+            raise VerbalizerError(f"{where}: needs at least two classes, each with label words, "
+                                  f"e.g. {{\"negative\": [\"terrible\"], \"positive\": [\"great\"]}}")
+        classes: list[str] = []
+        words: list[tuple[str, ...]] = []
+        for label, value in label_words.items():
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or not items:
+                raise VerbalizerError(f"{where}: class {label!r} has no label words")
+            cleaned = []
+            for word in items:
+                if not isinstance(word, str) or not word.strip():
+                    raise VerbalizerError(f"{where}: class {label!r} has an empty or non-text label word {word!r}")
+                cleaned.append(word.strip())
+            if len(set(cleaned)) != len(cleaned):
+                raise VerbalizerError(f"{where}: class {label!r} lists a word twice: {cleaned}")
+            classes.append(str(label))
+            words.append(tuple(cleaned))
+        seen: dict[str, str] = {}
+        for label, class_words in zip(classes, words):
+            for word in class_words:
+                if word in seen:
+                    raise VerbalizerError(f"{where}: word {word!r} is used by both {seen[word]!r} and {label!r}")
+                seen[word] = label
+        self.classes: list[str] = classes
+        self.words: list[tuple[str, ...]] = words
+        self.aggregation = aggregation
+        self.source = source
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path, *, aggregation: str = "mean") -> Verbalizer:
+        """Read a JSON or ``label: w1, w2`` text file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise VerbalizerError(f"verbalizer file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise VerbalizerError(f"cannot read verbalizer file {path}: {exc}") from None
+        if path.suffix == ".json" or text.lstrip().startswith("{"):
+            try:
+                mapping = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise VerbalizerError(f"{path}: invalid JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+            if not isinstance(mapping, dict):
+                raise VerbalizerError(f"{path}: the JSON must be an object mapping each class to its words")
+        else:
+            mapping = _parse_text(text, str(path))
+        return cls(mapping, aggregation=aggregation, source=str(path))
+
+    @classmethod
+    def load(cls, spec: Verbalizer | Mapping[str, Any] | str | Path, *, aggregation: str | None = None) -> Verbalizer:
+        """Verbalizer from an object, a dict, a file path, or a shipped name such as ``sst2``."""
+        if isinstance(spec, Verbalizer):
+            if aggregation is None or aggregation == spec.aggregation:
+                return spec
+            return cls(spec.to_dict(), aggregation=aggregation, source=spec.source)
+        aggregation = aggregation or "mean"
+        if isinstance(spec, Mapping):
+            return cls(spec, aggregation=aggregation)
+        text = str(spec)
+        path = Path(text)
+        if path.is_file():
+            return cls.from_file(path, aggregation=aggregation)
+        if _SHIPPED_NAME.match(text):
+            shipped = shipped_dir("verbalizers") / f"{text}.json"
+            if shipped.is_file():
+                return cls.from_file(shipped, aggregation=aggregation)
+            raise VerbalizerError(f"no shipped verbalizer {text!r}; available: {', '.join(list_shipped())}")
+        if path.suffix or "/" in text:
+            raise VerbalizerError(f"verbalizer file not found: {text}")
+        raise VerbalizerError(f"verbalizer {text!r} is neither a file nor a shipped name such as 'sst2'")
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {label: list(words) for label, words in zip(self.classes, self.words)}
+
+    # -- labels -------------------------------------------------------------------------------
+    def label_indices(self, labels: Iterable[Any]) -> list[int]:
+        """Class index of each label; a label is a class name, or an integer index in class order."""
+        index = {label: i for i, label in enumerate(self.classes)}
+        out = []
+        for position, label in enumerate(labels):
+            key = str(label)
+            if key in index:
+                out.append(index[key])
+            elif _is_int(label) and 0 <= int(label) < len(self.classes) and not any(_is_int(c) for c in self.classes):
+                out.append(int(label))
+            else:
+                raise UnknownLabelError(
+                    f"label {label!r} (item {position}) is not a class of {self.source or 'the verbalizer'}; "
+                    f"classes: {self.classes} (or their indices 0..{len(self.classes) - 1})"
+                )
+        return out
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return f"Verbalizer({self.to_dict()!r}, aggregation={self.aggregation!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Verbalizer) and (self.to_dict(), self.aggregation) == (other.to_dict(), other.aggregation)
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, str) and value.strip().lstrip("-").isdigit()
+
+
+def _parse_text(text: str, where: str) -> dict[str, list[str]]:
+    mapping: dict[str, list[str]] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        label, colon, rest = line.partition(":")
+        if not colon or not label.strip():
+            raise VerbalizerError(f"{where}, line {number}: expected 'label: word1, word2', got {raw.strip()!r}")
+        words = [w.strip() for w in rest.split(",")]
+        if not all(words):
+            raise VerbalizerError(f"{where}, line {number}: empty label word in {raw.strip()!r}")
+        if label.strip() in mapping:
+            raise VerbalizerError(f"{where}, line {number}: class {label.strip()!r} is listed twice")
+        mapping[label.strip()] = words
+    return mapping
+
+
+def list_shipped() -> list[str]:
+    """Names of every shipped verbalizer."""
+    return sorted(p.stem for p in shipped_dir("verbalizers").glob("*.json"))
