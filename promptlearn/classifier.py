@@ -59,6 +59,15 @@ def as_examples(X: Any, fields: Iterable[str]) -> list[dict[str, Any]]:
     return examples
 
 
+def _spec_key(spec: Any) -> Any:
+    """A cache key that changes when a template/verbalizer spec changes (dicts compared by content)."""
+    if isinstance(spec, (str, os.PathLike)):
+        return ("path-or-text", str(spec))
+    if isinstance(spec, Mapping):
+        return ("mapping", json.dumps(spec, sort_keys=False, default=str))
+    return ("object", id(spec))
+
+
 class PromptClassifier(ClassifierMixin, BaseEstimator):
     """Classify text by asking a language model to fill a template's ``[MASK]`` with label words.
 
@@ -104,7 +113,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def template_(self) -> Template:
         if self.template is None:
             raise PromptlearnError("no template given; pass template= (a file, 'task/name' or Jinja text with [MASK])")
-        key = (id(self.template), tuple(self.shortenable) if self.shortenable is not None else None)
+        key = (_spec_key(self.template), tuple(self.shortenable) if self.shortenable is not None else None)
         if getattr(self, "_template_key", None) != key:
             self._template_cache = Template.load(self.template, shortenable=self.shortenable)
             self._template_key = key
@@ -114,7 +123,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def verbalizer_(self) -> Verbalizer:
         if self.verbalizer is None:
             raise PromptlearnError("no verbalizer given; pass verbalizer= (a file, a shipped name or a dict)")
-        key = (id(self.verbalizer), self.aggregation)
+        key = (_spec_key(self.verbalizer), self.aggregation)
         if getattr(self, "_verbalizer_key", None) != key:
             self._verbalizer_cache = Verbalizer.load(self.verbalizer, aggregation=self.aggregation)
             self._verbalizer_key = key
@@ -226,16 +235,24 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         """Rebuild a classifier saved by :meth:`save`; ``overrides`` replace saved parameters (e.g. ``device``)."""
         directory = Path(directory)
         config_path = directory / "config.json"
+        if not directory.is_dir():
+            raise PromptlearnError(f"no saved classifier at {directory}: not a folder")
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise PromptlearnError(f"no saved classifier at {directory} (missing config.json)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptlearnError(f"cannot read {config_path}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise PromptlearnError(f"{config_path}: invalid JSON on line {exc.lineno}: {exc.msg}") from None
-        if config.get("format") != FORMAT:
-            raise PromptlearnError(f"{config_path} is not a saved PromptClassifier (format {config.get('format')!r})")
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            found = config.get("format") if isinstance(config, dict) else type(config).__name__
+            raise PromptlearnError(f"{config_path} is not a saved PromptClassifier (format {found!r})")
         if config.get("version", 0) > FORMAT_VERSION:
             raise PromptlearnError(f"{config_path} was written by a newer promptlearn (format {config['version']}); upgrade")
+        missing = [key for key in ("model", "template", "verbalizer", "params") if key not in config]
+        if missing or not isinstance(config["params"], dict) or "source" not in (config["template"] or {}):
+            raise PromptlearnError(f"{config_path} is incomplete or damaged (missing {missing or 'template source'})")
         params = dict(config["params"])
         params.update(overrides)
         model = config["model"] if config["model"] is not None else str(directory / "model")

@@ -7,6 +7,10 @@ class PromptlearnError(Exception):
     """Base class of every error promptlearn raises on purpose; the message says what and how to fix it."""
 
 
+class ConfigError(PromptlearnError, ValueError):
+    """An option has a value it cannot take (e.g. an unknown decoding mode or a batch size of 0)."""
+
+
 class TemplateError(PromptlearnError):
     """A template is malformed: no or several [MASK], bad Jinja syntax, bad [SOFT] slot."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError, WrongModelKindError
+from .errors import ConfigError, ModelLoadError, WrongModelKindError
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, d
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     if kind not in KINDS:
-        raise ModelLoadError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise ConfigError(f"kind must be one of {KINDS}, got {kind!r}")
     source, gguf = resolve(str(name), gguf_file)
     options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf:
@@ -126,8 +126,11 @@ def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, d
         tokenizer = AutoTokenizer.from_pretrained(source, **options)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(_not_found_message(name, source, exc)) from None
-    if kind == "auto":
-        kind = detect_kind(config, where)
+    detected = detect_kind(config, where) if kind == "auto" or config.architectures else kind
+    if kind not in ("auto", detected):
+        raise WrongModelKindError(f"{where} is a {detected} LM ({', '.join(config.architectures)}); "
+                                  f"it cannot be loaded as a {kind} LM")
+    kind = detected
     auto_class = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
     if dtype is not None:
         options["dtype"] = dtype
@@ -141,8 +144,8 @@ def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, d
     if missing:
         hint = (" It looks like an encoder without a trained masked-LM head (e.g. a sentence-transformers model): "
                 "train one with `promptlearn adapt`." if kind == "masked" else "")
-        raise WrongModelKindError(f"{where} has no trained {kind}-LM head: the checkpoint lacks {missing[:4]}"
-                                  f"{' ...' if len(missing) > 4 else ''}.{hint}")
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise WrongModelKindError(f"{where} has no trained {kind}-LM head: the checkpoint lacks {shown}.{hint}")
     prepare_tokenizer(tokenizer, kind, where)
     model.to(resolve_device(device))
     model.eval()

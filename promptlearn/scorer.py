@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .errors import TemplateError, TruncationError, VerbalizerError
+from .errors import ConfigError, TemplateError, TruncationError, VerbalizerError
 from .template import Prompt, Segment
 from .verbalizer import Verbalizer
 
@@ -143,7 +143,7 @@ class Scorer:
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, max_length: int | None = None,
                  show_progress: bool | None = None) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -230,14 +230,17 @@ class Scorer:
         for _ in range(20):
             text = "".join(p.text for p in pieces)
             encoding = self.tokenizer(text, add_special_tokens=add_special_tokens,
-                                      return_offsets_mapping=self._offsets)
+                                      return_offsets_mapping=self._offsets, return_special_tokens_mask=True)
             ids = list(encoding["input_ids"])
             excess = len(ids) - budget
             if excess <= 0:
                 return ids
             starts = np.cumsum([0] + [len(p.text) for p in pieces])
             if self._offsets:
-                token_starts = np.array([s for s, e in encoding["offset_mapping"] if e > s], dtype=np.int64)
+                # Every non-special token counts, zero-width ones (a lone byte-level "Ġ") included.
+                spans = [span for span, special in zip(encoding["offset_mapping"], encoding["special_tokens_mask"])
+                         if not special]
+                token_starts = np.array([s for s, _ in spans], dtype=np.int64)
                 counts = np.array([((token_starts >= starts[k]) & (token_starts < starts[k + 1])).sum()
                                    for k in range(len(pieces))])
             else:
@@ -260,7 +263,7 @@ class Scorer:
                     new_pieces.append(piece)
                     continue
                 if self._offsets:
-                    ends = [e for s, e in encoding["offset_mapping"] if e > s and starts[k] <= s < starts[k + 1]]
+                    ends = [e for s, e in spans if starts[k] <= s < starts[k + 1]]
                     cut = int(ends[keep[k] - 1] - starts[k]) if keep[k] > 0 else 0
                 else:
                     cut = int(len(piece.text) * keep[k] / max(counts[k], 1))
@@ -303,7 +306,7 @@ class MaskedLMScorer(Scorer):
     def __init__(self, model: Any, tokenizer: Any, *, multi_token: str = "parallel", **options: Any) -> None:
         super().__init__(model, tokenizer, **options)
         if multi_token not in MULTI_TOKEN_MODES:
-            raise ValueError(f"multi_token must be one of {MULTI_TOKEN_MODES}, got {multi_token!r}")
+            raise ConfigError(f"multi_token must be one of {MULTI_TOKEN_MODES}, got {multi_token!r}")
         if tokenizer.mask_token_id is None:
             raise VerbalizerError("the tokenizer has no mask token; use a masked LM or the causal scorer")
         self.multi_token = multi_token
@@ -412,7 +415,7 @@ class CausalLMScorer(Scorer):
     def __init__(self, model: Any, tokenizer: Any, *, after_mask: str = "drop", **options: Any) -> None:
         super().__init__(model, tokenizer, **options)
         if after_mask not in AFTER_MASK_MODES:
-            raise ValueError(f"after_mask must be one of {AFTER_MASK_MODES}, got {after_mask!r}")
+            raise ConfigError(f"after_mask must be one of {AFTER_MASK_MODES}, got {after_mask!r}")
         self.after_mask = after_mask
         self._start_token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
@@ -501,4 +504,4 @@ def make_scorer(kind: str, model: Any, tokenizer: Any, *, multi_token: str = "pa
         return MaskedLMScorer(model, tokenizer, multi_token=multi_token, **options)
     if kind == "causal":
         return CausalLMScorer(model, tokenizer, after_mask=after_mask, **options)
-    raise ValueError(f"unknown model kind {kind!r}")
+    raise ConfigError(f"unknown model kind {kind!r}")

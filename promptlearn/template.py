@@ -26,7 +26,6 @@ _SLOT = re.compile(r"\[MASK\]|\[SOFT(?::(\d+))?\]")
 # Markers wrapped around every ``{{ expression }}`` output: STX <block index> US <text> ETX.
 _OPEN, _SEP, _CLOSE = "\x02", "\x1f", "\x03"
 _MARKED = re.compile("\x02(\\d+)\x1f(.*?)\x03", re.DOTALL)
-_EXPRESSION = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.DOTALL)
 _SHIPPED_NAME = re.compile(r"^[A-Za-z0-9_\-]+/[A-Za-z0-9_\-.]+$")
 
 
@@ -120,9 +119,9 @@ class Template:
         self.where = where = self.path or f"template {self.name!r}"
         try:
             ast = _ENV.parse(self.source)
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"{where}: Jinja syntax error on line {exc.lineno}: {exc.message}") from None
-        self.fields: frozenset[str] = frozenset(jinja2.meta.find_undeclared_variables(ast))
+            self.fields: frozenset[str] = frozenset(jinja2.meta.find_undeclared_variables(ast))
+        except jinja2.TemplateSyntaxError as exc:  # also unknown filters and tests
+            raise TemplateError(f"{where}: Jinja error on line {exc.lineno}: {exc.message}") from None
         literal = "".join(node.data for node in ast.find_all(jinja2.nodes.TemplateData))
         if MASK not in literal:
             raise TemplateError(
@@ -138,17 +137,38 @@ class Template:
             raise TemplateError(f"{where}: shortenable field(s) {unknown} are not used by the template "
                                 f"(its fields: {sorted(self.fields)})")
         self._block_fields: list[frozenset[str]] = []
-        self._compiled = _ENV.from_string(_EXPRESSION.sub(self._mark_expression, self.source))
-
-    def _mark_expression(self, match: re.Match[str]) -> str:
-        block = len(self._block_fields)
-        expression = match.group(2)
+        self._mark_outputs(ast)
         try:
-            names = jinja2.meta.find_undeclared_variables(_ENV.parse("{{" + expression + "}}"))
-        except jinja2.TemplateSyntaxError:
-            names = set()
-        self._block_fields.append(frozenset(names) & self.fields)
-        return "{{" + match.group(1) + f"(({expression}))|_segment({block})" + match.group(3) + "}}"
+            self._compiled = _ENV.template_class.from_code(_ENV, _ENV.compile(ast), _ENV.make_globals(None), None)
+        except jinja2.TemplateSyntaxError as exc:  # e.g. an unknown filter
+            raise TemplateError(f"{where}: Jinja error on line {exc.lineno}: {exc.message}") from None
+
+    def _mark_outputs(self, ast: jinja2.nodes.Template) -> None:
+        """Wrap every ``{{ expression }}`` in the ``_segment`` filter, remembering the fields it reads.
+
+        Names bound by ``{% for %}`` or ``{% set %}`` stand for the fields they were computed from, so
+        example text printed through a loop variable is still shortenable.
+        """
+        aliases: dict[str, set[str]] = {}
+        bindings = [(n.target, n.iter) for n in ast.find_all(jinja2.nodes.For)]
+        bindings += [(n.target, n.node) for n in ast.find_all(jinja2.nodes.Assign)]
+        for _ in range(len(bindings) + 1):  # propagate through chains of bindings
+            for target, value in bindings:
+                reads = self._reads(value, aliases)
+                for name in target.find_all(jinja2.nodes.Name) if not isinstance(target, jinja2.nodes.Name) else [target]:
+                    aliases.setdefault(name.name, set()).update(reads)
+        for output in ast.find_all(jinja2.nodes.Output):
+            for index, node in enumerate(output.nodes):
+                if isinstance(node, jinja2.nodes.TemplateData):
+                    continue
+                block = len(self._block_fields)
+                self._block_fields.append(frozenset(self._reads(node, aliases)))
+                output.nodes[index] = jinja2.nodes.Filter(node, "_segment", [jinja2.nodes.Const(block)], [], None,
+                                                          None, lineno=node.lineno)
+
+    def _reads(self, node: jinja2.nodes.Node, aliases: dict[str, set[str]]) -> set[str]:
+        names = {n.name for n in ([node] if isinstance(node, jinja2.nodes.Name) else node.find_all(jinja2.nodes.Name))}
+        return {n for n in names if n in self.fields}.union(*(aliases.get(n, set()) for n in names))
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -173,6 +193,8 @@ class Template:
         path = Path(text)
         if path.is_file():
             return cls.from_file(path, shortenable=shortenable)
+        if path.suffix == ".j2" or text.startswith((".", "/", "~")):
+            raise TemplateError(f"template file not found: {path}")
         if _SHIPPED_NAME.match(text):
             task, name = text.split("/")
             shipped = shipped_dir("templates") / task / (name if name.endswith(".j2") else name + ".j2")
@@ -202,8 +224,10 @@ class Template:
             rendered = self._compiled.render(**example)
         except jinja2.UndefinedError as exc:
             raise MissingFieldError(f"{self.where}: {exc.message}") from None
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"{self.where}: rendering failed: {exc}") from None
+        except jinja2.exceptions.SecurityError as exc:
+            raise TemplateError(f"{self.where}: unsafe operation blocked by the sandbox: {exc}") from None
+        except Exception as exc:  # any error raised while evaluating the template's expressions
+            raise TemplateError(f"{self.where}: rendering failed: {type(exc).__name__}: {exc}") from None
         segments = self._split(rendered)
         n_masks = sum(s.kind == "mask" for s in segments)
         if n_masks != 1:

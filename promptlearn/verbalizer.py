@@ -10,9 +10,12 @@ are the scorer's job, never the user's. This module imports neither torch nor tr
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from .errors import UnknownLabelError, VerbalizerError
 from .resources import shipped_dir
@@ -135,9 +138,9 @@ class Verbalizer:
 
 
 def _is_int(value: Any) -> bool:
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return False
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):
         return True
     return isinstance(value, str) and value.strip().lstrip("-").isdigit()
 

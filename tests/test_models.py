@@ -9,7 +9,7 @@ import time
 import pytest
 from transformers import AutoTokenizer
 
-from promptlearn import LoadedModel, ModelLoadError, PromptlearnError, WrongModelKindError, load_model
+from promptlearn import ConfigError, LoadedModel, ModelLoadError, PromptlearnError, WrongModelKindError, load_model
 
 
 @pytest.mark.parametrize("fixture, kind, architecture", [
@@ -96,7 +96,7 @@ def test_missing_gguf_file(tmp_path):
 
 
 def test_bad_kind_argument(tiny_bert_dir):
-    with pytest.raises(ModelLoadError, match="kind"):
+    with pytest.raises(ConfigError, match="kind"):
         load_model(str(tiny_bert_dir), kind="seq2seq")
 
 

@@ -1,0 +1,293 @@
+"""The ``promptlearn`` command: ``classify`` texts and ``evaluate`` a prompt on labelled data.
+
+Errors the user can fix are printed as one line (no traceback) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import PromptlearnError
+
+logger = logging.getLogger("promptlearn")
+
+EPILOG_CLASSIFY = """examples:
+  promptlearn classify --template sst2/review --text "A gorgeous, witty film."
+  promptlearn classify --model ./my-roberta --template sst2/it_was --verbalizer sst2 --input reviews.csv \\
+      --column text=review --output predictions.csv --calibrate
+  cat texts.jsonl | promptlearn classify --template agnews/topic --input - --format jsonl
+"""
+
+EPILOG_EVALUATE = """examples:
+  promptlearn evaluate --template sst2/review --data ../shared/data/lm-bff/k-shot/SST-2/16-13
+  promptlearn evaluate --template trec/question --data trec --limit 200 --seed 0 --calibrate --output report.json
+  promptlearn evaluate --template sst2/review --data labelled.csv --column text=review --label-column stars
+"""
+
+
+def _add_prompt_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and prompt")
+    group.add_argument("--model", default="smollm2",
+                       help="hub id, local folder, .gguf file, or short name: smollm2 (default, packaged), "
+                            "gemma3-270m (optional package)")
+    group.add_argument("--gguf-file", help="GGUF file inside --model's folder")
+    group.add_argument("--template", required=True,
+                       help="template file (.j2), shipped name task/name (e.g. sst2/it_was; see `promptlearn "
+                            "templates`), or Jinja text containing [MASK]")
+    group.add_argument("--verbalizer",
+                       help="verbalizer file (.json or 'label: word, word' text), or shipped name (e.g. sst2); "
+                            "default for a shipped template task/name: task_name, else task")
+    group.add_argument("--shorten", action="append", metavar="FIELD",
+                       help="field that truncation may shorten (repeatable; default: every field)")
+    scoring = parser.add_argument_group("scoring")
+    scoring.add_argument("--calibrate", action="store_true", help="contextual calibration (content-free inputs)")
+    scoring.add_argument("--multi-token", choices=("parallel", "left_to_right"), default="parallel",
+                         help="decoding of multi-token label words with masked LMs (default: parallel)")
+    scoring.add_argument("--after-mask", choices=("drop", "score"), default="drop",
+                         help="causal LMs: drop the text after [MASK] or score it with each word (default: drop)")
+    scoring.add_argument("--aggregation", choices=("mean", "max", "sum"), default="mean",
+                         help="how several label words of one class combine (default: mean probability)")
+    scoring.add_argument("--batch-size", type=_positive_int, default=16, help="examples per forward pass (default 16)")
+    scoring.add_argument("--max-length", type=_positive_int, help="token budget of one prompt (default: model window)")
+    scoring.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("input data")
+    group.add_argument("--column", action="append", default=[], metavar="FIELD=COLUMN",
+                       help="map a template field to a file column, e.g. text=review (repeatable)")
+    group.add_argument("--format", dest="fmt", choices=("csv", "tsv", "jsonl"),
+                       help="format of --input/--data when the extension does not say (required for stdin "
+                            "unless it can be sniffed)")
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptlearn",
+                                     description="Prompt-based zero- and few-shot text classification.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"promptlearn {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    classify = commands.add_parser("classify", help="classify texts with a prompt",
+                                   description="Classify texts zero-shot: fill the template's [MASK] with each "
+                                               "class's label words and report the most probable class.",
+                                   epilog=EPILOG_CLASSIFY, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_prompt_options(classify)
+    _add_data_options(classify)
+    source = classify.add_argument_group("texts")
+    source.add_argument("--text", action="append", default=[], help="a text to classify (repeatable)")
+    source.add_argument("--input", help="CSV / TSV (with header) / JSONL file of examples, or - for stdin")
+    source.add_argument("--output", help="write predictions to this .csv / .tsv / .jsonl file (default: stdout, TSV)")
+    classify.set_defaults(run=run_classify)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix on labelled data",
+                                   description="Evaluate a prompt on labelled data: an LM-BFF k-shot folder "
+                                               "(its test split by default), a task name (sst2, sst2:21, agnews, "
+                                               "boolq, ...) or a labelled CSV / TSV / JSONL file.",
+                                   epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_prompt_options(evaluate)
+    _add_data_options(evaluate)
+    data = evaluate.add_argument_group("evaluation data")
+    data.add_argument("--data", required=True, help="LM-BFF folder, task name, or labelled file (- for stdin)")
+    data.add_argument("--split", default="test", help="split of a folder or task (default: test)")
+    data.add_argument("--label-column", default="label", help="label column of a file (default: label)")
+    data.add_argument("--limit", type=_positive_int, help="evaluate a fixed seeded subset of this many examples")
+    data.add_argument("--seed", type=int, default=0, help="seed of the --limit subset (default 0)")
+    data.add_argument("--output", help="also write the report as JSON to this file")
+    evaluate.set_defaults(run=run_evaluate)
+
+    templates = commands.add_parser("templates", help="list the shipped templates and verbalizers",
+                                    description="List the shipped templates (task/name) and verbalizers.")
+    templates.set_defaults(run=run_list)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _columns(pairs: Sequence[str]) -> dict[str, str] | None:
+    mapping = {}
+    for pair in pairs:
+        field, sep, column = pair.partition("=")
+        if not sep or not field or not column:
+            raise PromptlearnError(f"--column expects FIELD=COLUMN (e.g. text=review), got {pair!r}")
+        mapping[field] = column
+    return mapping or None
+
+
+def default_verbalizer(template: str) -> str:
+    """For a shipped template ``task/name``: the verbalizer ``task_name`` if shipped, else ``task``."""
+    from .resources import shipped_dir
+    from .template import _SHIPPED_NAME
+
+    if not _SHIPPED_NAME.match(template) or Path(template).is_file():
+        raise PromptlearnError("--verbalizer is required unless --template is a shipped name such as sst2/it_was")
+    task, name = template.split("/")
+    name = name.removesuffix(".j2")
+    folder = shipped_dir("verbalizers")
+    return f"{task}_{name}" if (folder / f"{task}_{name}.json").is_file() else task
+
+
+def _classifier(args: argparse.Namespace) -> Any:
+    from .classifier import PromptClassifier
+
+    return PromptClassifier(
+        model=args.model, template=args.template, verbalizer=args.verbalizer or default_verbalizer(args.template),
+        calibrate=args.calibrate, multi_token=args.multi_token, after_mask=args.after_mask,
+        aggregation=args.aggregation, shortenable=args.shorten, batch_size=args.batch_size,
+        max_length=args.max_length, device=args.device, gguf_file=args.gguf_file,
+        show_progress=None,
+    )
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from .data import read_examples
+
+    if bool(args.text) == bool(args.input):
+        raise PromptlearnError("give texts with --text (repeatable) or a file with --input (- for stdin), not both")
+    classifier = _classifier(args)
+    template = classifier.template_
+    classifier.verbalizer_  # validate before loading the model
+    if args.text:
+        if len(template.fields) != 1:
+            raise PromptlearnError(f"--text fills one field, but the template uses {sorted(template.fields)}; "
+                                   "use --input with those columns")
+        (field,) = template.fields
+        examples = [{field: text} for text in args.text]
+    else:
+        examples, _ = read_examples(args.input, columns=_columns(args.column), label_column=None, fmt=args.fmt)
+    probabilities = classifier.predict_proba(examples)
+    classes = list(classifier.classes_)
+    records = []
+    for example, probs in zip(examples, probabilities):
+        record = {"label": classes[int(probs.argmax())]}
+        record.update({f"p({c})": round(float(p), 6) for c, p in zip(classes, probs)})
+        record.update({k: v for k, v in example.items() if k not in record})
+        records.append(record)
+    _write_records(records, args.output)
+    return 0
+
+
+def _write_records(records: list[dict[str, Any]], output: str | None) -> None:
+    """Write rows as TSV to stdout, or to a .csv / .tsv / .jsonl file (atomically)."""
+    suffix = Path(output).suffix.lower() if output else ".tsv"
+    if suffix not in (".csv", ".tsv", ".jsonl"):
+        raise PromptlearnError(f"--output must end in .csv, .tsv or .jsonl, got {output}")
+    if output is None:
+        _dump(records, sys.stdout, suffix)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        _dump(records, handle, suffix)
+    os.replace(tmp, target)
+    print(f"wrote {len(records)} predictions to {target}", file=sys.stderr)
+
+
+def _dump(records: list[dict[str, Any]], handle: Any, suffix: str) -> None:
+    if suffix == ".jsonl":
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
+    fieldnames = list(dict.fromkeys(k for r in records for k in r)) or ["label"]
+    writer = csv.DictWriter(handle, fieldnames=fieldnames, delimiter="\t" if suffix == ".tsv" else ",",
+                            lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_data, subsample
+    from .metrics import classification_report, format_report
+
+    classifier = _classifier(args)
+    classifier.template_
+    verbalizer = classifier.verbalizer_
+    examples, labels = load_data(args.data, args.split, columns=_columns(args.column),
+                                 label_column=args.label_column, fmt=args.fmt)
+    if labels is None:
+        raise PromptlearnError(f"{args.data} has no labels (looked for column {args.label_column!r}); "
+                               "pass --label-column")
+    total = len(examples)
+    if args.limit:
+        examples, labels = subsample(examples, labels, args.limit, args.seed)
+    truth = verbalizer.label_indices(labels)
+    start = time.perf_counter()
+    probabilities = classifier.predict_proba(examples)
+    seconds = time.perf_counter() - start
+    report = classification_report(truth, probabilities.argmax(axis=1), verbalizer.classes)
+    report.update({
+        "data": str(args.data), "split": args.split, "n_examples": len(examples), "n_available": total,
+        "subset_seed": args.seed if args.limit else None, "model": args.model, "template": args.template,
+        "verbalizer": verbalizer.to_dict(), "calibrate": args.calibrate, "seconds": round(seconds, 2),
+        "examples_per_second": round(len(examples) / seconds, 2) if seconds > 0 else None,
+    })
+    print(format_report(report))
+    if args.output:
+        target = Path(args.output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from .template import list_shipped as templates
+    from .verbalizer import list_shipped as verbalizers
+
+    print("templates:   " + " ".join(templates()))
+    print("verbalizers: " + " ".join(verbalizers()))
+    return 0
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity(logging.ERROR if verbosity == 0 else level)
+        if not sys.stderr.isatty():
+            transformers.utils.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return args.run(args)
+    except PromptlearnError as exc:
+        print(f"promptlearn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("promptlearn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,809 @@
+"""Data readers for the CLI and benchmarks: LM-BFF k-shot folders (with checksums), AG News,
+FewGLUE, the NLI test files, and generic CSV / TSV / JSONL files; plus seeded k-shot sampling.
+
+Every reader returns plain Python data, ``(examples, labels)``: ``examples`` is a list of dicts
+of named text fields (``{"text": ...}``, ``{"premise": ..., "hypothesis": ...}``, ...) and
+``labels`` a list of class *names* (see :data:`TASK_LABELS`), or ``None`` when unlabelled.
+This module imports neither torch nor transformers, so it loads fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ChecksumError, DataError
+
+__all__ = [
+    "TASK_LABELS",
+    "REGRESSION_TASKS",
+    "LMBFF_TASK_DIRS",
+    "task_id",
+    "shared_data_root",
+    "load_lmbff",
+    "load_lmbff_task",
+    "load_lmbff_full",
+    "load_ag_news",
+    "load_fewglue",
+    "load_nli",
+    "read_examples",
+    "load_data",
+    "sample_k_shot",
+    "subsample",
+]
+
+logger = logging.getLogger(__name__)
+
+Examples = list[dict[str, str]]
+Labels = list[str] | None
+
+# --------------------------------------------------------------------------------------------
+# Tasks and their classes
+# --------------------------------------------------------------------------------------------
+
+#: Class names per normalised task id, in class-index order (index i = raw label i of the
+#: source files). STS-B is a regression task: its "labels" are score strings, so no classes.
+TASK_LABELS: dict[str, list[str]] = {
+    "sst2": ["negative", "positive"],
+    "sst5": ["very negative", "negative", "neutral", "positive", "very positive"],
+    "mr": ["negative", "positive"],
+    "cr": ["negative", "positive"],
+    "subj": ["subjective", "objective"],
+    # LM-BFF's 0..5 = DESC, ENTY, ABBR, HUM, LOC, NUM (checked against the test rows)
+    "trec": ["description", "entity", "abbreviation", "human", "location", "number"],
+    "cola": ["unacceptable", "acceptable"],
+    "rte": ["entailment", "not_entailment"],
+    "mnli": ["contradiction", "entailment", "neutral"],
+    "snli": ["contradiction", "entailment", "neutral"],
+    "stsb": [],
+    "agnews": ["world", "sports", "business", "tech"],
+    "boolq": ["false", "true"],
+    "cb": ["contradiction", "entailment", "neutral"],
+}
+
+#: Tasks whose labels are real-valued scores (kept as strings), not class names.
+REGRESSION_TASKS: frozenset[str] = frozenset({"stsb"})
+
+#: Folder name of each task under ``lm-bff/k-shot`` and ``lm-bff/full``.
+LMBFF_TASK_DIRS: dict[str, str] = {
+    "sst2": "SST-2",
+    "sst5": "sst-5",
+    "mr": "mr",
+    "cr": "cr",
+    "subj": "subj",
+    "trec": "trec",
+    "cola": "CoLA",
+    "rte": "RTE",
+    "mnli": "MNLI",
+    "snli": "SNLI",
+    "stsb": "STS-B",
+}
+
+_ALIASES = {"ag": "agnews", "sts": "stsb", "sst": "sst2", "mnlim": "mnli", "mnlimatched": "mnli"}
+
+
+def task_id(name: str) -> str:
+    """Normalise a task name ("SST-2", "sst-5", "ag_news", "STS-B") to its id in TASK_LABELS."""
+    key = re.sub(r"[^a-z0-9]", "", str(name).lower())
+    key = _ALIASES.get(key, key)
+    if key not in TASK_LABELS:
+        raise DataError(
+            f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_LABELS))}"
+        )
+    return key
+
+
+# --------------------------------------------------------------------------------------------
+# Locating the shared data
+# --------------------------------------------------------------------------------------------
+
+
+def shared_data_root() -> Path:
+    """The shared data folder: $PROMPTLEARN_DATA, else ../shared/data from the cwd or the repo."""
+    env = os.environ.get("PROMPTLEARN_DATA")
+    if env:
+        root = Path(env).expanduser()
+        if not root.is_dir():
+            raise DataError(f"PROMPTLEARN_DATA={env!r} is not a folder; point it at the shared data folder")
+        return root
+    candidates = [
+        Path.cwd() / ".." / "shared" / "data",
+        Path(__file__).resolve().parent.parent / ".." / "shared" / "data",
+    ]
+    for cand in candidates:
+        if cand.is_dir():
+            return cand.resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    raise DataError(
+        f"cannot find the shared data folder (tried {tried}); "
+        "set PROMPTLEARN_DATA=/path/to/shared/data"
+    )
+
+
+def _root(root: str | os.PathLike | None) -> Path:
+    return Path(root) if root is not None else shared_data_root()
+
+
+# --------------------------------------------------------------------------------------------
+# Low-level file helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"expected a data file but found a folder: {path}") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def _decode(raw: bytes, path: Path | str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc})") from None
+
+
+def _physical_lines(text: str) -> int:
+    """Number of text lines, counting a last line without a final newline (unlike wc -l)."""
+    if not text:
+        return 0
+    n = text.count("\n")
+    return n if text.endswith("\n") else n + 1
+
+
+def _parse_delimited(text: str, delimiter: str, quoted: bool, where: Path | str) -> list[list[str]]:
+    """Rows of a CSV/TSV text; ``quoted=False`` treats quotes as ordinary characters (GLUE TSVs)."""
+    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=quoted)
+    try:
+        return [row for row in reader]
+    except csv.Error as exc:
+        raise DataError(f"{where}, line {reader.line_num}: malformed {'CSV' if delimiter == ',' else 'TSV'} ({exc})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# LM-BFF k-shot folders
+# --------------------------------------------------------------------------------------------
+
+_SINGLE = ("sst2", "sst5", "mr", "cr", "subj", "trec", "cola")
+_HEADERLESS_CSV = ("sst5", "mr", "cr", "subj", "trec")
+
+
+def _split_files(folder: Path) -> dict[str, Path]:
+    """Map split name -> file for an LM-BFF folder (dev_matched is also reachable as dev)."""
+    out: dict[str, Path] = {}
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix in (".tsv", ".csv"):
+            out[f.stem] = f
+    if "dev" not in out and "dev_matched" in out:
+        out["dev"] = out["dev_matched"]
+    return out
+
+
+_checksum_cache: dict[tuple[Path, float], dict[str, str]] = {}
+
+
+def _read_checksums(path: Path) -> dict[str, str]:
+    key = (path, path.stat().st_mtime)
+    if key not in _checksum_cache:
+        sums: dict[str, str] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            parts = line.strip().split(None, 1)
+            if len(parts) == 2:
+                name = parts[1].strip().lstrip("*")
+                if name.startswith("./"):
+                    name = name[2:]
+                sums[name] = parts[0].lower()
+        _checksum_cache[key] = sums
+    return _checksum_cache[key]
+
+
+def _verify_md5(file: Path, raw: bytes) -> None:
+    """Check ``file`` (LM-BFF layout TASK/k-seed/file) against the k-shot root's checksum file."""
+    folder = file.parent
+    checksum = folder.parent.parent / "checksum"
+    if not checksum.is_file():
+        logger.warning("no checksum file at %s; %s not verified", checksum, file)
+        return
+    rel = f"{folder.parent.name}/{folder.name}/{file.name}"
+    expected = _read_checksums(checksum).get(rel)
+    if expected is None:
+        logger.warning("%s has no entry for %s; not verified", checksum, rel)
+        return
+    actual = hashlib.md5(raw).hexdigest()
+    if actual != expected:
+        raise ChecksumError(
+            f"checksum mismatch for {file}: expected md5 {expected} (from {checksum}), got {actual}; "
+            "the file is corrupt or was edited: restore the original LM-BFF data"
+        )
+
+
+def _class_name(tid: str, raw: str, where: str) -> str:
+    """Raw label (index or name) -> class name, with a clear error (naming ``where``) otherwise."""
+    names = TASK_LABELS[tid]
+    raw = raw.strip()
+    if raw in names:
+        return raw
+    if raw.isdigit() and int(raw) < len(names):
+        return names[int(raw)]
+    raise DataError(f"{where}: label {raw!r} is not one of {names} (task {tid})")
+
+
+def load_lmbff(folder: str | os.PathLike, split: str = "test", *, verify: bool = True) -> tuple[Examples, Labels]:
+    """Read one split of an LM-BFF k-shot folder (e.g. ``.../k-shot/SST-2/16-13``); the task is
+    the parent folder's name. ``verify`` checks the file's md5 against ``k-shot/checksum``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"LM-BFF folder not found: {folder}")
+    try:
+        tid = task_id(folder.parent.name)
+    except DataError:
+        raise DataError(
+            f"cannot tell the task of {folder}: its parent folder {folder.parent.name!r} is not an "
+            f"LM-BFF task ({', '.join(LMBFF_TASK_DIRS.values())})"
+        ) from None
+    if tid not in LMBFF_TASK_DIRS:
+        raise DataError(f"{folder}: {tid} is not an LM-BFF task")
+    files = _split_files(folder)
+    if split not in files:
+        hint = ""
+        if split == "test" and tid == "mnli":
+            hint = " LM-BFF's MNLI test set is the full MNLI dev-matched set: use load_nli('mnli_dev_matched') (nli/mnli_dev_matched.jsonl)."
+        elif split == "test" and tid == "snli":
+            hint = " LM-BFF's SNLI test set is the full SNLI dev set: use load_nli('snli_dev') (nli/snli_dev.jsonl)."
+        raise DataError(
+            f"split {split!r} is not in {folder}; splits there: {', '.join(sorted(files)) or 'none'}.{hint}"
+        )
+    path = files[split]
+    raw = _read_bytes(path)
+    if verify:
+        _verify_md5(path, raw)
+    text = _decode(raw, path)
+    return _parse_lmbff(tid, path, text)
+
+
+def _parse_lmbff(tid: str, path: Path, text: str) -> tuple[Examples, list[str]]:
+    has_header = tid not in _HEADERLESS_CSV and tid != "cola"
+    if tid in _HEADERLESS_CSV:
+        rows = _parse_delimited(text, ",", quoted=True, where=path)
+    else:
+        # GLUE-style TSV: quotes are literal characters, never field delimiters
+        rows = _parse_delimited(text, "\t", quoted=False, where=path)
+    n_lines = _physical_lines(text)
+    if len(rows) != n_lines:
+        raise DataError(
+            f"{path}: parsed {len(rows)} rows from {n_lines} lines; the file is malformed (stray quotes?)"
+        )
+    first_line = 1
+    if has_header:
+        if not rows:
+            raise DataError(f"{path} is empty; expected a header row")
+        header, rows = rows[0], rows[1:]
+        first_line = 2
+        col = {name: i for i, name in enumerate(header)}
+    examples: Examples = []
+    labels: list[str] = []
+
+    def need(names: Sequence[str]) -> list[int]:
+        missing = [n for n in names if n not in col]
+        if missing:
+            raise DataError(f"{path}: header lacks column(s) {missing}; header is {header}")
+        return [col[n] for n in names]
+
+    if tid in _HEADERLESS_CSV:
+        widths, (i_label, i_text) = {2}, (0, 1)
+    elif tid == "cola":
+        widths, (i_label, i_text) = {4}, (1, 3)
+    elif tid == "sst2":
+        widths = {len(header)}
+        i_text, i_label = need(["sentence", "label"])
+    elif tid == "rte":
+        widths = {len(header)}
+        i_a, i_b, i_label = need(["sentence1", "sentence2", "label"])
+    elif tid in ("mnli", "snli"):
+        # rows from the GLUE dev files carry label1..label5 (4 extra columns); gold_label is last
+        widths = {len(header), len(header) + 4}
+        i_a, i_b = need(["sentence1", "sentence2"])
+        need(["gold_label"])
+        i_label = -1
+    elif tid == "stsb":
+        widths = {len(header)}
+        i_a, i_b, i_label = need(["sentence1", "sentence2", "score"])
+    else:  # pragma: no cover - every LM-BFF task is handled above
+        raise DataError(f"no reader for LM-BFF task {tid}")
+
+    for n, row in enumerate(rows, start=first_line):
+        if len(row) not in widths:
+            raise DataError(
+                f"{path}, line {n}: {len(row)} columns, expected {' or '.join(map(str, sorted(widths)))}"
+            )
+        if tid in _SINGLE:
+            examples.append({"text": row[i_text]})
+        elif tid == "stsb":
+            examples.append({"sentence1": row[i_a], "sentence2": row[i_b]})
+        else:
+            examples.append({"premise": row[i_a], "hypothesis": row[i_b]})
+        if tid == "stsb":
+            score = row[i_label].strip()
+            try:
+                float(score)
+            except ValueError:
+                raise DataError(f"{path}, line {n}: score {score!r} is not a number") from None
+            labels.append(score)
+        else:
+            labels.append(_class_name(tid, row[i_label], f"{path}, line {n}"))
+    return examples, labels
+
+
+def load_lmbff_task(
+    task: str,
+    split: str = "test",
+    seed: int = 13,
+    k: int = 16,
+    root: str | os.PathLike | None = None,
+    *,
+    verify: bool = True,
+) -> tuple[Examples, Labels]:
+    """Read ``<root>/lm-bff/k-shot/<TASK>/<k>-<seed>/<split>``; ``root`` defaults to shared_data_root()."""
+    tid = task_id(task)
+    if tid not in LMBFF_TASK_DIRS:
+        raise DataError(f"{task!r} is not an LM-BFF task; LM-BFF tasks: {', '.join(LMBFF_TASK_DIRS.values())}")
+    base = _root(root) / "lm-bff" / "k-shot" / LMBFF_TASK_DIRS[tid]
+    folder = base / f"{k}-{seed}"
+    if not folder.is_dir():
+        have = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        raise DataError(f"LM-BFF folder not found: {folder}; available: {', '.join(have) or 'none'}")
+    return load_lmbff(folder, split, verify=verify)
+
+
+def load_lmbff_full(task: str, split: str = "train", root: str | os.PathLike | None = None) -> tuple[Examples, Labels]:
+    """Read LM-BFF's full training data (``lm-bff/full/<TASK>/{train,dev}``), e.g. as unlabelled text."""
+    tid = task_id(task)
+    if tid not in LMBFF_TASK_DIRS:
+        raise DataError(f"{task!r} is not an LM-BFF task")
+    folder = _root(root) / "lm-bff" / "full" / LMBFF_TASK_DIRS[tid]
+    files = {p.stem: p for p in folder.glob("*") if p.suffix in (".tsv", ".json")} if folder.is_dir() else {}
+    if split not in files:
+        raise DataError(f"split {split!r} is not in {folder}; splits there: {', '.join(sorted(files)) or 'none'}")
+    path = files[split]
+    examples: Examples = []
+    labels: list[str] = []
+    if path.suffix == ".json":  # {"0": {"text_a", "text_b", "label"}, ...}
+        try:
+            data = json.loads(_decode(_read_bytes(path), path))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: bad JSON at line {exc.lineno}: {exc.msg}") from None
+        a, b = ("sentence1", "sentence2") if tid == "stsb" else ("premise", "hypothesis")
+        for key, rec in data.items():
+            examples.append({a: rec["text_a"], b: rec["text_b"]})
+            labels.append(str(rec["label"]) if tid == "stsb" else _class_name(tid, str(rec["label"]), f"{path}, record {key}"))
+    else:  # sentence<TAB>label with CSV-style quoting
+        rows = _parse_delimited(_decode(_read_bytes(path), path), "\t", quoted=True, where=path)
+        for n, row in enumerate(rows[1:], start=2):
+            if len(row) != 2:
+                raise DataError(f"{path}, row {n}: {len(row)} columns, expected 2")
+            examples.append({"text": row[0]})
+            labels.append(_class_name(tid, row[1], f"{path}, line {n}"))
+    return examples, labels
+
+
+# --------------------------------------------------------------------------------------------
+# AG News, FewGLUE, NLI test files
+# --------------------------------------------------------------------------------------------
+
+
+def _read_csv_rows(path: Path) -> list[list[str]]:
+    return _parse_delimited(_decode(_read_bytes(path), path), ",", quoted=True, where=path)
+
+
+def load_ag_news(split: str = "test", root: str | os.PathLike | None = None) -> tuple[Examples, Labels]:
+    """Read AG News ``test`` (7,600) or ``train_pool`` (8,000, no titles) as title/description
+    fields; backslashes (the corpus's stand-in for newlines) become spaces, as in PET."""
+    if split not in ("test", "train_pool"):
+        raise DataError(f"AG News split {split!r} unknown; splits: test, train_pool")
+    path = _root(root) / "ag_news" / f"{split}.csv"
+    rows = _read_csv_rows(path)
+    if not rows:
+        raise DataError(f"{path} is empty")
+    width = 3 if split == "test" else 2
+    names = TASK_LABELS["agnews"]
+    examples: Examples = []
+    labels: list[str] = []
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != width:
+            raise DataError(f"{path}, line {n}: {len(row)} columns, expected {width} ({rows[0]})")
+        raw = row[0].strip()
+        if not (raw.isdigit() and 1 <= int(raw) <= 4):
+            raise DataError(f"{path}, line {n}: label {raw!r} is not 1..4")
+        labels.append(names[int(raw) - 1])
+        title = row[1] if width == 3 else ""
+        examples.append({"title": title.replace("\\", " "), "description": row[-1].replace("\\", " ")})
+    return examples, labels
+
+
+_FEWGLUE_DIRS = {"boolq": "BoolQ", "cb": "CB", "rte": "RTE"}
+
+
+def load_fewglue(task: str, split: str, root: str | os.PathLike | None = None) -> tuple[Examples, Labels]:
+    """Read a FewGLUE_32dev split (train, dev32, val, unlabeled) of BoolQ (question, passage),
+    CB or RTE (premise, hypothesis); BoolQ's boolean label becomes "false" / "true"."""
+    tid = task_id(task)
+    if tid not in _FEWGLUE_DIRS:
+        raise DataError(f"FewGLUE task {task!r} not supported; supported: BoolQ, CB, RTE")
+    folder = _root(root) / "superglue" / _FEWGLUE_DIRS[tid]
+    path = folder / f"{split}.jsonl"
+    if not path.is_file():
+        have = sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
+        raise DataError(f"split {split!r} not found ({path}); splits there: {', '.join(have) or 'none'}")
+    fields = ("question", "passage") if tid == "boolq" else ("premise", "hypothesis")
+    examples: Examples = []
+    labels: list[str] = []
+    unlabelled = False
+    for n, rec in _iter_jsonl(path):
+        missing = [f for f in fields if f not in rec]
+        if missing:
+            raise DataError(f"{path}, line {n}: missing field(s) {missing}")
+        examples.append({f: _to_text(rec[f]) for f in fields})
+        lab = rec.get("label")
+        if lab is None:
+            unlabelled = True
+            continue
+        labels.append(_class_name(tid, _to_text(lab).lower() if tid == "boolq" else _to_text(lab), f"{path}, line {n}"))
+    if unlabelled:
+        if labels:
+            raise DataError(f"{path}: some lines have a label and some do not")
+        return examples, None
+    return examples, labels
+
+
+_NLI_FILES = {
+    "mnli_dev_matched": "mnli_dev_matched.jsonl",
+    "snli_dev": "snli_dev.jsonl",
+    "snli_test": "snli_test.tsv",
+}
+_SNLI_TEST_LABELS = {"0": "entailment", "1": "neutral", "2": "contradiction"}
+
+
+def load_nli(name: str, root: str | os.PathLike | None = None) -> tuple[Examples, Labels]:
+    """Read an NLI evaluation file from ``nli/`` (mnli_dev_matched, snli_dev, snli_test) as
+    premise/hypothesis with label names; LM-BFF's MNLI/SNLI test sets are the first two."""
+    key = Path(str(name)).name
+    for ext in (".jsonl", ".tsv"):
+        key = key.removesuffix(ext)
+    if key not in _NLI_FILES:
+        raise DataError(f"unknown NLI file {name!r}; known: {', '.join(_NLI_FILES)}")
+    path = _root(root) / "nli" / _NLI_FILES[key]
+    tid = "mnli" if key.startswith("mnli") else "snli"
+    examples: Examples = []
+    labels: list[str] = []
+    if path.suffix == ".jsonl":
+        for n, rec in _iter_jsonl(path):
+            examples.append({"premise": _to_text(rec.get("premise")), "hypothesis": _to_text(rec.get("hypothesis"))})
+            labels.append(_class_name(tid, str(rec.get("label")), f"{path}, line {n}"))
+    else:  # snli_test.tsv: premise, hypothesis, label with CSV-style quoting; 0/1/2 = E/N/C
+        rows = _parse_delimited(_decode(_read_bytes(path), path), "\t", quoted=True, where=path)
+        if not rows or rows[0] != ["premise", "hypothesis", "label"]:
+            raise DataError(f"{path}: expected header premise, hypothesis, label")
+        for n, row in enumerate(rows[1:], start=2):
+            if len(row) != 3 or row[2].strip() not in _SNLI_TEST_LABELS:
+                raise DataError(f"{path}, line {n}: expected premise, hypothesis, label in 0/1/2; got {row!r}")
+            examples.append({"premise": row[0], "hypothesis": row[1]})
+            labels.append(_SNLI_TEST_LABELS[row[2].strip()])
+    return examples, labels
+
+
+# --------------------------------------------------------------------------------------------
+# Generic files
+# --------------------------------------------------------------------------------------------
+
+
+class _DefaultLabel(str):
+    """Marks the default label column, so an explicitly requested one can be told apart."""
+
+
+_LABEL = _DefaultLabel("label")
+
+_EXT_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".json-lines": "jsonl",
+    ".jsonlines": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+
+
+def _to_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _iter_jsonl(path: Path | str, text: str | None = None):
+    """Yield (line number, object) for each non-blank line of a JSON-lines file."""
+    if text is None:
+        text = _decode(_read_bytes(Path(path)), path)
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}, line {n}: bad JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}, line {n}: expected a JSON object, got {type(rec).__name__}")
+        yield n, rec
+
+
+def _sniff_format(text: str) -> str:
+    stripped = text.lstrip()
+    if stripped.startswith("{") or stripped.startswith("["):
+        return "jsonl"
+    first = stripped.split("\n", 1)[0]
+    return "tsv" if "\t" in first else "csv"
+
+
+def _tsv_rows(text: str, where: str) -> list[list[str]]:
+    """Parse a TSV whose quoting is unknown: CSV-style (quotes doubled inside quoted fields) or GLUE-style (quotes literal)."""
+    quoted = None
+    try:
+        quoted = _parse_delimited(text, "\t", quoted=True, where=where)
+    except DataError:
+        pass
+    none = _parse_delimited(text, "\t", quoted=False, where=where)
+
+    def consistent(rows: list[list[str]] | None) -> bool:
+        return bool(rows) and all(len(r) == len(rows[0]) for r in rows)
+
+    ok_q = consistent(quoted) and not any("\n" in f or "\r" in f for r in quoted for f in r)
+    ok_n = consistent(none)
+    if ok_q and ok_n and quoted != none:
+        # CSV quoting leaves every quote-bearing field fully wrapped in quotes; literal quotes do not
+        fully_wrapped = all(
+            len(f) >= 2 and f[0] == '"' and f[-1] == '"' for r in none for f in r if '"' in f
+        )
+        return quoted if fully_wrapped else none
+    if ok_q:
+        return quoted  # type: ignore[return-value]
+    if ok_n:
+        return none
+    if not none:
+        return []
+    width = len(none[0])
+    bad = next(i for i, r in enumerate(none) if len(r) != width)
+    raise DataError(f"{where}, line {bad + 1}: {len(none[bad])} columns, but the header has {width}")
+
+
+def read_examples(
+    path: str | os.PathLike,
+    *,
+    columns: Mapping[str, str] | None = None,
+    label_column: str | None = _LABEL,
+    fmt: str | None = None,
+) -> tuple[Examples, Labels]:
+    """Read a CSV / TSV (with a header row) or JSONL file, or stdin for ``"-"``, into examples.
+
+    ``columns`` maps field name -> column name (``{"text": "review"}``); without it every
+    non-label column becomes a field of the same name. Labels come from ``label_column``
+    (None, or the default "label" when absent, gives ``labels=None``). Empty cells stay "".
+    """
+    where = "<stdin>" if str(path) == "-" else str(path)
+    if fmt is not None:
+        fmt = fmt.lower().lstrip(".")
+        fmt = {"json": "jsonl", "json-lines": "jsonl", "ndjson": "jsonl", "tab": "tsv"}.get(fmt, fmt)
+        if fmt not in ("csv", "tsv", "jsonl"):
+            raise DataError(f"unknown format {fmt!r} for {where}; use csv, tsv or jsonl")
+    if str(path) == "-":
+        text = sys.stdin.read()
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        fmt = fmt or _sniff_format(text)
+    else:
+        p = Path(path)
+        if fmt is None:
+            name = p.name.lower()
+            fmt = next((f for ext, f in _EXT_FORMATS.items() if name.endswith(ext)), None)
+            if fmt is None:
+                raise DataError(
+                    f"cannot tell the format of {p} from its extension; use .csv, .tsv or .jsonl, or pass fmt"
+                )
+        text = _decode(_read_bytes(p), p)
+
+    records: list[dict[str, str]]
+    if fmt == "jsonl":
+        stripped = text.lstrip()
+        if stripped.startswith("["):  # a plain JSON array of objects is accepted too
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}, line {exc.lineno}: bad JSON ({exc.msg})") from None
+            if not all(isinstance(r, dict) for r in data):
+                raise DataError(f"{where}: expected a JSON array of objects")
+            numbered = list(enumerate(data, start=1))
+        else:
+            numbered = list(_iter_jsonl(where, text))
+        present: dict[str, None] = {}
+        for _, rec in numbered:
+            present.update(dict.fromkeys(rec))
+        header = list(present)
+        records = [{k: _to_text(rec.get(k)) for k in header} for _, rec in numbered]
+        line_of = [n for n, _ in numbered]
+        has_key = [set(rec) for _, rec in numbered]
+    else:
+        rows = _tsv_rows(text, where) if fmt == "tsv" else _csv_rows(text, where)
+        if not rows:
+            raise DataError(f"{where} is empty; CSV/TSV files need a header row")
+        header, body = rows[0], rows[1:]
+        dup = sorted({h for h in header if header.count(h) > 1})
+        if dup:
+            raise DataError(f"{where}: duplicate column name(s) {dup} in the header")
+        records = [dict(zip(header, row)) for row in body]
+        line_of = list(range(2, len(body) + 2))
+        has_key = None
+
+    explicit_label = label_column is not None and not isinstance(label_column, _DefaultLabel)
+    labels: Labels = None
+    if label_column is not None:
+        if label_column in header:
+            labels = []
+            for i, rec in enumerate(records):
+                if has_key is not None and label_column not in has_key[i]:
+                    raise DataError(f"{where}, line {line_of[i]}: no {label_column!r} key")
+                labels.append(rec[label_column])
+        elif explicit_label:
+            raise DataError(
+                f"{where} has no label column {label_column!r}; columns: {', '.join(header)}"
+            )
+    if columns:
+        missing = [c for c in columns.values() if c not in header]
+        if missing:
+            raise DataError(f"{where} has no column(s) {missing}; columns: {', '.join(header)}")
+        examples = [{field: rec[col] for field, col in columns.items()} for rec in records]
+    else:
+        skip = label_column if labels is not None else None
+        examples = [{k: v for k, v in rec.items() if k != skip} for rec in records]
+    return examples, labels
+
+
+def _csv_rows(text: str, where: str) -> list[list[str]]:
+    rows = _parse_delimited(text, ",", quoted=True, where=where)
+    rows = [r for r in rows if r]  # csv yields [] for blank lines
+    if rows:
+        width = len(rows[0])
+        for i, r in enumerate(rows):
+            if len(r) != width:
+                raise DataError(f"{where}, row {i + 1}: {len(r)} columns, but the header has {width}")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# One entry point for the CLI
+# --------------------------------------------------------------------------------------------
+
+
+def load_data(
+    spec: str | os.PathLike,
+    split: str = "test",
+    *,
+    columns: Mapping[str, str] | None = None,
+    label_column: str | None = _LABEL,
+    fmt: str | None = None,
+    verify: bool = True,
+) -> tuple[Examples, Labels]:
+    """Load data named by ``spec``: an LM-BFF k-shot folder, a FewGLUE task folder, the AG News
+    folder, a data file (csv/tsv/jsonl, or "-" for stdin), or a task name such as ``sst2`` /
+    ``sst2:21`` (LM-BFF seed 21), ``agnews``, ``boolq``; ``split`` picks the split of a folder/task."""
+    s = str(spec)
+    if s == "-":
+        return read_examples(s, columns=columns, label_column=label_column, fmt=fmt)
+    p = Path(s).expanduser()
+    if p.is_dir():
+        files = {f.name for f in p.iterdir()}
+        if p.parent.name == "superglue" or {"train.jsonl", "dev32.jsonl", "val.jsonl"} & files:
+            return load_fewglue(p.name, split, root=p.parent.parent)
+        if p.name == "ag_news":
+            return load_ag_news(split, root=p.parent)
+        return load_lmbff(p, split, verify=verify)
+    if p.is_file():
+        if p.parent.name == "nli" and p.stem in _NLI_FILES:
+            return load_nli(p.stem, root=p.parent.parent)
+        if p.parent.name == "ag_news" and p.stem in ("test", "train_pool"):
+            return load_ag_news(p.stem, root=p.parent.parent)
+        return read_examples(p, columns=columns, label_column=label_column, fmt=fmt)
+    # a task name, optionally with an LM-BFF seed: "sst2", "SST-2:21"
+    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9_\-]*)(?::(\d+))?", s)
+    if not m:
+        raise DataError(f"data file or folder not found: {p}")
+    try:
+        tid = task_id(m.group(1))
+    except DataError:
+        tid = None
+    if tid in LMBFF_TASK_DIRS:
+        return load_lmbff_task(tid, split, seed=int(m.group(2) or 13), verify=verify)
+    if tid == "agnews":
+        return load_ag_news(split)
+    if tid in ("boolq", "cb"):
+        return load_fewglue(tid, split)
+    raise DataError(
+        f"{s!r} is neither an existing file or folder nor a known task name "
+        f"(e.g. sst2, sst2:21, agnews, boolq)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Sampling
+# --------------------------------------------------------------------------------------------
+
+
+def sample_k_shot(
+    examples: Sequence[Mapping[str, str]],
+    labels: Sequence[str] | None,
+    k: int,
+    seed: int,
+    *,
+    strict: bool = True,
+) -> tuple[Examples, list[str]]:
+    """Pick ``k`` examples per class with a seeded numpy Generator; the picks keep their original
+    order. A class with fewer than ``k`` examples is an error unless ``strict=False`` (take all)."""
+    if labels is None:
+        raise DataError("sample_k_shot needs labels")
+    if len(examples) != len(labels):
+        raise DataError(f"{len(examples)} examples but {len(labels)} labels")
+    if k < 1:
+        raise DataError(f"k must be at least 1, got {k}")
+    counts: dict[str, int] = {}
+    for lab in labels:
+        counts[lab] = counts.get(lab, 0) + 1
+    short = {c: n for c, n in counts.items() if n < k}
+    if short and strict:
+        raise DataError(f"fewer than k={k} examples for class(es) {short}; pass strict=False to take them all")
+    rng = np.random.default_rng(seed)
+    taken: dict[str, int] = {c: 0 for c in counts}
+    chosen: list[int] = []
+    for i in rng.permutation(len(labels)).tolist():
+        lab = labels[i]
+        if taken[lab] < k:
+            taken[lab] += 1
+            chosen.append(i)
+    chosen.sort()
+    return [dict(examples[i]) for i in chosen], [labels[i] for i in chosen]
+
+
+def subsample(
+    examples: Sequence[Mapping[str, str]],
+    labels: Sequence[str] | None,
+    n: int,
+    seed: int,
+) -> tuple[Examples, Labels]:
+    """A fixed seeded subset of ``n`` examples in original order (a prefix of one seeded
+    permutation, so smaller n with the same seed gives a subset); n >= len returns all."""
+    if labels is not None and len(examples) != len(labels):
+        raise DataError(f"{len(examples)} examples but {len(labels)} labels")
+    if n < 0:
+        raise DataError(f"n must be non-negative, got {n}")
+    if n >= len(examples):
+        return [dict(e) for e in examples], (list(labels) if labels is not None else None)
+    idx = sorted(np.random.default_rng(seed).permutation(len(examples))[:n].tolist())
+    return [dict(examples[i]) for i in idx], ([labels[i] for i in idx] if labels is not None else None)
