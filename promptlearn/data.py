@@ -224,7 +224,7 @@ def _verify_md5(file: Path, raw: bytes) -> None:
     if expected is None:
         logger.warning("%s has no entry for %s; not verified", checksum, rel)
         return
-    actual = hashlib.md5(raw).hexdigest()
+    actual = hashlib.md5(raw, usedforsecurity=False).hexdigest()
     if actual != expected:
         raise ChecksumError(
             f"checksum mismatch for {file}: expected md5 {expected} (from {checksum}), got {actual}; "
