@@ -22,21 +22,29 @@ from promptlearn.calibration import contextual_calibration
 from promptlearn.data import load_ag_news, load_lmbff_task, subsample
 from promptlearn.metrics import classification_report
 
-# task -> (data loader, [(template, verbalizer), ...]): the LM-BFF / PET cloze prompt first, then the
-# causal-friendly prompt whose label word comes last.
+# task -> (data loader, [(template, verbalizer, after_mask, subset size or None), ...]).
+# First the published cloze prompt (LM-BFF / PET). A causal LM reads text after [MASK] only with
+# after_mask="score" (each label word is scored together with what follows it), which is what makes
+# PET's "[MASK]: title description" patterns meaningful for it. Then the causal-friendly variant,
+# whose label word comes last. AG News's six PET patterns are scored on a fixed 300-example subset
+# (6 x 7,600 examples x 4 words of continuation would take hours on 2 CPU cores).
+_LMBFF = {task: (lambda task=task: load_lmbff_task(task, "test")) for task in ("sst2", "sst5", "mr", "cr", "subj",
+                                                                                 "trec", "rte")}
 CELLS = {
-    "sst2": (lambda: load_lmbff_task("sst2", "test"), [("sst2/it_was", "sst2"), ("sst2/review", "sst2_review")]),
-    "sst5": (lambda: load_lmbff_task("sst5", "test"), [("sst5/it_was", "sst5"), ("sst5/review", "sst5_review")]),
-    "mr": (lambda: load_lmbff_task("mr", "test"), [("mr/it_was", "mr"), ("mr/review", "mr_review")]),
-    "cr": (lambda: load_lmbff_task("cr", "test"), [("cr/it_was", "cr"), ("cr/review", "cr_review")]),
-    "subj": (lambda: load_lmbff_task("subj", "test"), [("subj/this_is", "subj"), ("subj/statement", "subj_statement")]),
-    "trec": (lambda: load_lmbff_task("trec", "test"), [("trec/colon", "trec"), ("trec/question", "trec_question")]),
-    "agnews": (lambda: load_ag_news("test"), [("agnews/pet0", "agnews"), ("agnews/topic", "agnews_topic")]),
-    "rte": (lambda: load_lmbff_task("rte", "test"), [("rte/question", "rte"), ("rte/true_false", "rte_true_false")]),
+    "sst2": (_LMBFF["sst2"], [("sst2/it_was", "sst2", "score", None), ("sst2/review", "sst2_review", "drop", None)]),
+    "sst5": (_LMBFF["sst5"], [("sst5/it_was", "sst5", "score", None), ("sst5/review", "sst5", "drop", None)]),
+    "mr": (_LMBFF["mr"], [("mr/it_was", "mr", "score", None), ("mr/review", "mr_review", "drop", None)]),
+    "cr": (_LMBFF["cr"], [("cr/it_was", "cr", "score", None), ("cr/review", "cr_review", "drop", None)]),
+    "subj": (_LMBFF["subj"], [("subj/this_is", "subj", "score", None), ("subj/sentence", "subj", "drop", None)]),
+    "trec": (_LMBFF["trec"], [("trec/mask_colon", "trec", "score", None),
+                              ("trec/answer_type", "trec_answer_type", "drop", None)]),
+    "agnews": (lambda: load_ag_news("test"), [(f"agnews/pet{i}", "agnews", "score", 300) for i in range(6)]
+               + [("agnews/article", "agnews", "drop", None)]),
+    "rte": (_LMBFF["rte"], [("rte/lmbff", "rte", "score", None), ("rte/qa", "rte", "drop", None)]),
 }
 
 
-def run_cell(model: str, task: str, template: str, verbalizer: str, limit: int | None, seed: int,
+def run_cell(model: str, task: str, template: str, verbalizer: str, after_mask: str, limit: int | None, seed: int,
              batch_size: int, classifier_cache: dict) -> dict:
     loader = CELLS[task][0]
     examples, labels = loader()
@@ -45,7 +53,8 @@ def run_cell(model: str, task: str, template: str, verbalizer: str, limit: int |
         examples, labels = subsample(examples, labels, limit, seed)
     if model not in classifier_cache:
         classifier_cache[model] = PromptClassifier(model, template, verbalizer, batch_size=batch_size)
-    clf = classifier_cache[model].set_params(template=template, verbalizer=verbalizer, calibrate=False)
+    clf = classifier_cache[model].set_params(template=template, verbalizer=verbalizer, after_mask=after_mask,
+                                             calibrate=False)
     truth = clf.verbalizer_.label_indices(labels)
     start = time.perf_counter()
     log_probs = clf.predict_log_proba(examples)
@@ -56,6 +65,7 @@ def run_cell(model: str, task: str, template: str, verbalizer: str, limit: int |
     cal = classification_report(truth, calibrated.argmax(axis=1), clf.verbalizer_.classes)
     return {
         "task": task, "template": template, "template_text": clf.template_.source, "verbalizer": verbalizer,
+        "after_mask": after_mask if clf.model_.kind == "causal" else None,
         "label_words": clf.verbalizer_.to_dict(), "model": model, "n_examples": len(examples),
         "n_available": available, "subset_seed": seed if limit else None,
         "accuracy": raw["accuracy"], "macro_f1": raw["macro_f1"],
@@ -78,17 +88,19 @@ def main() -> None:
     folder = RESULTS / "zero_shot" / args.model.replace("/", "_")
     cache: dict = {}
     for task in args.tasks:
-        for template, verbalizer in CELLS[task][1]:
-            name = f"zero_shot/{args.model.replace('/', '_')}/{template.replace('/', '__')}"
-            if (folder / f"{template.replace('/', '__')}.json").exists() and not args.force:
+        for template, verbalizer, after_mask, cell_limit in CELLS[task][1]:
+            limit = args.limit or cell_limit
+            stem = template.replace("/", "__") + (f"__n{limit}" if limit else "")
+            name = f"zero_shot/{args.model.replace('/', '_')}/{stem}"
+            if (folder / f"{stem}.json").exists() and not args.force:
                 print(f"skip {template} (done; --force to redo)")
                 continue
-            cell = run_cell(args.model, task, template, verbalizer, args.limit, args.seed, args.batch_size, cache)
+            cell = run_cell(args.model, task, template, verbalizer, after_mask, limit, args.seed, args.batch_size, cache)
             cell["environment"] = environment()
             print(json.dumps({k: cell[k] for k in ("template", "n_examples", "accuracy", "calibrated_accuracy",
                                                    "examples_per_second")}))
             command = f"python -m benchmarks.zero_shot --model {args.model} --tasks {task}" + (
-                f" --limit {args.limit} --seed {args.seed}" if args.limit else "")
+                f" --limit {args.limit} --seed {args.seed}" if args.limit else "") + " --force"
             write_result(name, cell, command=command)
 
 

@@ -87,6 +87,7 @@ def _environment() -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
+        trim_blocks=True,  # the header comment on line 1 leaves no blank first line
         autoescape=False,
     )
     env.filters["rstrip_punct"] = _rstrip_punct
