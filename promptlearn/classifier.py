@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from .artifacts import atomic_directory, atomic_write_text
 from .calibration import CONTENT_FREE, content_free_examples, content_free_prior, contextual_calibration, log_normalize
 from .errors import DataError, PromptlearnError
 from .models import LoadedModel, detect_kind, load_model, prepare_tokenizer, resolve_device
@@ -227,7 +226,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 loaded = self.model_
                 loaded.model.save_pretrained(tmp / "model", safe_serialization=True)
                 loaded.tokenizer.save_pretrained(tmp / "model")
-            (tmp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         return directory
 
     @classmethod
@@ -259,30 +258,3 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         template = Template(config["template"]["source"], name=config["template"].get("name"),
                             shortenable=params.get("shortenable"))
         return cls(model=model, template=template, verbalizer=config["verbalizer"], **params)
-
-
-class atomic_directory:
-    """Context manager: build a folder under a temporary name, then rename it into place."""
-
-    def __init__(self, target: Path, *, overwrite: bool = False) -> None:
-        self.target = Path(target)
-        self.overwrite = overwrite
-
-    def __enter__(self) -> Path:
-        if self.target.exists() and not self.overwrite:
-            raise PromptlearnError(f"{self.target} already exists; choose another folder or pass overwrite=True")
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-            os.replace(self.target, old)
-            os.replace(self.tmp, self.target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.target)

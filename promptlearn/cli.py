@@ -9,13 +9,13 @@ import argparse
 import csv
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .artifacts import atomic_write, atomic_write_text
 from .errors import PromptlearnError
 
 logger = logging.getLogger("promptlearn")
@@ -163,8 +163,13 @@ def _classifier(args: argparse.Namespace) -> Any:
 def run_classify(args: argparse.Namespace) -> int:
     from .data import read_examples
 
-    if bool(args.text) == bool(args.input):
-        raise PromptlearnError("give texts with --text (repeatable) or a file with --input (- for stdin), not both")
+    if args.text and args.input:
+        raise PromptlearnError("give texts with --text or a file with --input, not both")
+    if not args.text and not args.input:
+        raise PromptlearnError("nothing to classify: give texts with --text (repeatable) or a file with --input "
+                               "(- for stdin)")
+    columns = _columns(args.column)
+    output_format = _output_format(args.output)
     classifier = _classifier(args)
     template = classifier.template_
     classifier.verbalizer_  # validate before loading the model
@@ -175,42 +180,51 @@ def run_classify(args: argparse.Namespace) -> int:
         (field,) = template.fields
         examples = [{field: text} for text in args.text]
     else:
-        examples, _ = read_examples(args.input, columns=_columns(args.column), label_column=None, fmt=args.fmt)
+        examples, _ = read_examples(args.input, columns=columns, label_column=None, fmt=args.fmt)
     probabilities = classifier.predict_proba(examples)
     classes = list(classifier.classes_)
+    header = ["label", *(f"p({c})" for c in classes), *sorted(template.fields)]
     records = []
     for example, probs in zip(examples, probabilities):
         record = {"label": classes[int(probs.argmax())]}
         record.update({f"p({c})": round(float(p), 6) for c, p in zip(classes, probs)})
         record.update({k: v for k, v in example.items() if k not in record})
         records.append(record)
-    _write_records(records, args.output)
+    if args.output is None:
+        _dump(records, sys.stdout, output_format, header)
+    else:
+        atomic_write(args.output, lambda handle: _dump(records, handle, output_format, header))
+        print(f"wrote {len(records)} predictions to {args.output}", file=sys.stderr)
     return 0
 
 
-def _write_records(records: list[dict[str, Any]], output: str | None) -> None:
-    """Write rows as TSV to stdout, or to a .csv / .tsv / .jsonl file (atomically)."""
+def _output_format(output: str | None) -> str:
+    """The format of an --output file from its extension (checked before any work is done)."""
     suffix = Path(output).suffix.lower() if output else ".tsv"
     if suffix not in (".csv", ".tsv", ".jsonl"):
         raise PromptlearnError(f"--output must end in .csv, .tsv or .jsonl, got {output}")
-    if output is None:
-        _dump(records, sys.stdout, suffix)
+    _check_output_path(output)
+    return suffix
+
+
+def _check_output_path(output: str | None) -> None:
+    """Fail before the long work when --output cannot be written: a folder, or under a file."""
+    if not output:
         return
-    target = Path(output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        _dump(records, handle, suffix)
-    os.replace(tmp, target)
-    print(f"wrote {len(records)} predictions to {target}", file=sys.stderr)
+    path = Path(output)
+    if path.is_dir():
+        raise PromptlearnError(f"--output {output} is a folder; name a file")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise PromptlearnError(f"cannot write {output}: {parent} is a file, not a folder")
 
 
-def _dump(records: list[dict[str, Any]], handle: Any, suffix: str) -> None:
+def _dump(records: list[dict[str, Any]], handle: Any, suffix: str, header: list[str]) -> None:
     if suffix == ".jsonl":
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
-    fieldnames = list(dict.fromkeys(k for r in records for k in r)) or ["label"]
+    fieldnames = list(dict.fromkeys(header + [k for r in records for k in r]))
     writer = csv.DictWriter(handle, fieldnames=fieldnames, delimiter="\t" if suffix == ".tsv" else ",",
                             lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
@@ -221,16 +235,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .data import load_data, subsample
     from .metrics import classification_report, format_report
 
+    columns = _columns(args.column)
+    _check_output_path(args.output)
     classifier = _classifier(args)
     classifier.template_
     verbalizer = classifier.verbalizer_
-    examples, labels = load_data(args.data, args.split, columns=_columns(args.column),
-                                 label_column=args.label_column, fmt=args.fmt)
+    examples, labels = load_data(args.data, args.split, columns=columns, label_column=args.label_column, fmt=args.fmt)
     if labels is None:
         raise PromptlearnError(f"{args.data} has no labels (looked for column {args.label_column!r}); "
                                "pass --label-column")
+    if not examples:
+        raise PromptlearnError(f"{args.data} has no examples to evaluate")
     total = len(examples)
-    if args.limit:
+    subset = bool(args.limit) and args.limit < total
+    if subset:
         examples, labels = subsample(examples, labels, args.limit, args.seed)
     truth = verbalizer.label_indices(labels)
     start = time.perf_counter()
@@ -239,17 +257,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report = classification_report(truth, probabilities.argmax(axis=1), verbalizer.classes)
     report.update({
         "data": str(args.data), "split": args.split, "n_examples": len(examples), "n_available": total,
-        "subset_seed": args.seed if args.limit else None, "model": args.model, "template": args.template,
+        "subset_seed": args.seed if subset else None, "model": args.model, "template": args.template,
         "verbalizer": verbalizer.to_dict(), "calibrate": args.calibrate, "seconds": round(seconds, 2),
         "examples_per_second": round(len(examples) / seconds, 2) if seconds > 0 else None,
     })
     print(format_report(report))
     if args.output:
-        target = Path(args.output)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
+        atomic_write_text(args.output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return 0
 
 

@@ -648,7 +648,8 @@ def read_examples(
         for _, rec in numbered:
             present.update(dict.fromkeys(rec))
         header = list(present)
-        records = [{k: _to_text(rec.get(k)) for k in header} for _, rec in numbered]
+        # A key a line lacks stays absent, so a template that needs it reports the missing field.
+        records = [{k: _to_text(v) for k, v in rec.items()} for _, rec in numbered]
         line_of = [n for n, _ in numbered]
         has_key = [set(rec) for _, rec in numbered]
     else:
@@ -680,7 +681,7 @@ def read_examples(
         missing = [c for c in columns.values() if c not in header]
         if missing:
             raise DataError(f"{where} has no column(s) {missing}; columns: {', '.join(header)}")
-        examples = [{field: rec[col] for field, col in columns.items()} for rec in records]
+        examples = [{field: rec[col] for field, col in columns.items() if col in rec} for rec in records]
     else:
         skip = label_column if labels is not None else None
         examples = [{k: v for k, v in rec.items() if k != skip} for rec in records]

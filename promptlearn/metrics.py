@@ -38,8 +38,8 @@ def format_report(report: dict[str, Any]) -> str:
     for c in classes:
         row = report["per_class"][c]
         lines.append(f"{c:<{width}}{row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} {row['support']:8d}")
-    cell = max(7, max(len(str(v)) for r in report["confusion_matrix"] for v in r) + 1)
-    short = [c[:cell - 1] for c in classes]
+    cell = max(7, max(len(str(v)) for r in report["confusion_matrix"] for v in r) + 2, max(len(c) for c in classes) + 2)
+    short = classes
     lines += ["", "confusion matrix (rows: true class, columns: predicted)",
               " " * width + "".join(f"{s:>{cell}}" for s in short)]
     for c, row in zip(classes, report["confusion_matrix"]):

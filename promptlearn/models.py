@@ -114,6 +114,7 @@ def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, d
 
     if kind not in KINDS:
         raise ConfigError(f"kind must be one of {KINDS}, got {kind!r}")
+    device = resolve_device(device)
     source, gguf = resolve(str(name), gguf_file)
     options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf:
@@ -142,12 +143,12 @@ def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, d
         raise ModelLoadError(_not_found_message(name, source, exc)) from None
     missing = sorted(k for k in info.get("missing_keys", ()) if not _is_tied_key(model, k))
     if missing:
-        hint = (" It looks like an encoder without a trained masked-LM head (e.g. a sentence-transformers model): "
-                "train one with `promptlearn adapt`." if kind == "masked" else "")
+        hint = (" It looks like an encoder without a trained masked-LM head (e.g. a sentence-transformers model); "
+                "it has to be trained as a masked LM before it can fill a [MASK]." if kind == "masked" else "")
         shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
         raise WrongModelKindError(f"{where} has no trained {kind}-LM head: the checkpoint lacks {shown}.{hint}")
     prepare_tokenizer(tokenizer, kind, where)
-    model.to(resolve_device(device))
+    model.to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, kind=kind, name=str(name))
 
@@ -164,12 +165,22 @@ def prepare_tokenizer(tokenizer: Any, kind: str, where: str) -> None:
 
 
 def resolve_device(device: str | None) -> str:
-    """``device`` as given, or ``cuda`` when a GPU is visible, else ``cpu``."""
-    if device:
-        return device
+    """``device`` as given (checked), or ``cuda`` when a GPU is visible, else ``cpu``."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested, but no CUDA GPU is visible to torch; use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r} requested, but torch sees {torch.cuda.device_count()} GPU(s)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' requested, but Apple's MPS backend is not available here")
+    return device
 
 
 def _is_tied_key(model: Any, key: str) -> bool:

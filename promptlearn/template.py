@@ -194,14 +194,15 @@ class Template:
         path = Path(text)
         if path.is_file():
             return cls.from_file(path, shortenable=shortenable)
-        if path.suffix == ".j2" or text.startswith((".", "/", "~")):
-            raise TemplateError(f"template file not found: {path}")
         if _SHIPPED_NAME.match(text):
             task, name = text.split("/")
             shipped = shipped_dir("templates") / task / (name if name.endswith(".j2") else name + ".j2")
             if shipped.is_file():
                 return cls.from_file(shipped, shortenable=shortenable)
-            raise TemplateError(f"no shipped template {text!r}; available: {', '.join(list_shipped()) or 'none'}")
+            if path.suffix != ".j2":
+                raise TemplateError(f"no shipped template {text!r}; available: {', '.join(list_shipped()) or 'none'}")
+        if path.suffix == ".j2" or text.startswith((".", "/", "~")):
+            raise TemplateError(f"template file not found: {path}")
         raise TemplateError(
             f"template {text!r} is neither a file, a shipped name like 'sst2/it_was', nor Jinja text with [MASK]"
         )

@@ -44,7 +44,7 @@ def test_encoder_without_mlm_head(tiny_bert_encoder_dir):
     with pytest.raises(WrongModelKindError) as info:
         load_model(str(tiny_bert_encoder_dir))
     message = str(info.value)
-    assert "promptlearn adapt" in message
+    assert "masked-LM head" in message
     assert str(tiny_bert_encoder_dir) in message
 
 

@@ -1,0 +1,70 @@
+"""Atomic writes: a file or a folder appears complete under its final name, or not at all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from .errors import PromptlearnError
+
+
+def atomic_write(target: str | os.PathLike, write: Callable[[TextIO], Any]) -> Path:
+    """Call ``write(handle)`` on a temporary file beside ``target``, then rename it into place."""
+    target = Path(target)
+    if target.is_dir():
+        raise PromptlearnError(f"cannot write {target}: it is a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise PromptlearnError(f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise PromptlearnError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
+    return target
+
+
+def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``target`` atomically."""
+    return atomic_write(target, lambda handle: handle.write(text))
+
+
+class atomic_directory:
+    """Context manager: build a folder under a temporary name, then rename it into place."""
+
+    def __init__(self, target: str | os.PathLike, *, overwrite: bool = False) -> None:
+        self.target = Path(target)
+        self.overwrite = overwrite
+
+    def __enter__(self) -> Path:
+        if self.target.exists() and not self.overwrite:
+            raise PromptlearnError(f"{self.target} already exists; choose another folder or pass overwrite=True")
+        if self.target.exists() and not self.target.is_dir():
+            raise PromptlearnError(f"{self.target} exists and is not a folder")
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+        except OSError as exc:
+            raise PromptlearnError(f"cannot create {self.target}: {exc.strerror or exc}") from None
+        return self.tmp
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            os.replace(self.target, old)
+            os.replace(self.tmp, self.target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.target)
