@@ -61,22 +61,30 @@ def default_max_length(model: Any, tokenizer: Any) -> int:
     return min(limits) if limits else 512
 
 
-def aggregate_words(word_scores: np.ndarray, verbalizer: Verbalizer) -> np.ndarray:
-    """Combine per-word log-probabilities ``[N, W]`` into per-class log-scores ``[N, C]``.
+def aggregate_word_scores(word_scores: torch.Tensor, verbalizer: Verbalizer) -> torch.Tensor:
+    """Combine per-word log-probabilities ``[N, W]`` into per-class log-scores ``[N, C]`` (differentiable).
 
     ``mean``: log of the mean word probability; ``sum``: log of their sum; ``max``: the best word.
     """
-    scores = torch.as_tensor(word_scores, dtype=torch.float64)
     columns, start = [], 0
     for words in verbalizer.words:
-        block = scores[:, start:start + len(words)]
+        block = word_scores[:, start:start + len(words)]
         start += len(words)
         if verbalizer.aggregation == "max":
             columns.append(block.max(dim=1).values)
         else:
             pooled = torch.logsumexp(block, dim=1)
             columns.append(pooled - math.log(len(words)) if verbalizer.aggregation == "mean" else pooled)
-    return torch.stack(columns, dim=1).numpy()
+    return torch.stack(columns, dim=1)
+
+
+def aggregate_words(word_scores: np.ndarray, verbalizer: Verbalizer) -> np.ndarray:
+    """:func:`aggregate_word_scores` on numpy arrays."""
+    return aggregate_word_scores(torch.as_tensor(word_scores, dtype=torch.float64), verbalizer).numpy()
+
+
+def _flat_words(verbalizer: Verbalizer) -> list[str]:
+    return [word for class_words in verbalizer.words for word in class_words]
 
 
 class _PositionHead:
@@ -159,13 +167,37 @@ class Scorer:
 
     # -- public -------------------------------------------------------------------------------
     def score(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> np.ndarray:
-        """Class log-scores ``[N, C]`` (not normalised across classes)."""
-        words = [w for class_words in verbalizer.words for w in class_words]
-        return aggregate_words(self.word_log_probs(prompts, words), verbalizer)
+        """Class log-scores ``[N, C]`` (not normalised across classes), batched, without gradients."""
+        return aggregate_words(self.word_log_probs(prompts, _flat_words(verbalizer)), verbalizer)
+
+    def class_log_scores(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> torch.Tensor:
+        """Class log-scores ``[N, C]`` of one batch as a tensor that gradients flow through (for training).
+
+        Multi-token words are scored in parallel (one pass); nothing is batched or detached here.
+        """
+        return aggregate_word_scores(self._batch_word_scores(prompts, _flat_words(verbalizer))[0], verbalizer)
 
     def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
-        """log p(word | prompt) for every prompt and word, ``[N, W]``."""
+        """log p(word | prompt) for every prompt and word, ``[N, W]``, batched, without gradients."""
+        result = np.zeros((len(prompts), len(words)), dtype=np.float64)
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].text))  # similar lengths together
+        with torch.inference_mode():
+            for chunk in self._batches(order, "scoring"):
+                scores, details = self._batch_word_scores([prompts[i] for i in chunk], words, chunk)
+                result[chunk] = scores.double().cpu().numpy()
+                self._refine(chunk, details, result)
+        return result
+
+    def _batch_word_scores(self, prompts: Sequence[Prompt], words: Sequence[str],
+                           indices: Sequence[int] | None = None) -> tuple[torch.Tensor, Any]:
+        """Word log-probabilities ``[len(prompts), W]`` of one batch, and details for :meth:`_refine`.
+
+        ``indices`` are the prompts' positions in the caller's data, for error messages.
+        """
         raise NotImplementedError
+
+    def _refine(self, chunk: list[int], details: Any, result: np.ndarray) -> None:
+        """Hook for decoding that needs more passes (left-to-right multi-token words)."""
 
     # -- label words --------------------------------------------------------------------------
     def word_ids(self, word: str, anchor: str, separator: str) -> tuple[int, ...]:
@@ -315,7 +347,8 @@ class MaskedLMScorer(Scorer):
         # A literal mask token inside the example's text would become a second mask: neutralise it.
         return text.replace(self.tokenizer.mask_token, " ")
 
-    def _rows(self, prompts: Sequence[Prompt], jobs: Sequence[tuple[int, int]]) -> list[list[int]]:
+    def _rows(self, prompts: Sequence[Prompt], jobs: Sequence[tuple[int, int]],
+              indices: Sequence[int] | None = None) -> list[list[int]]:
         rows, budgets, describe = [], [], []
         mask = self.tokenizer.mask_token
         for p, m in jobs:
@@ -325,54 +358,65 @@ class MaskedLMScorer(Scorer):
                       + self._pieces(prompt.segments[index + 1:], prompt))
             rows.append(pieces)
             budgets.append(self.max_length)
-            describe.append(f"example {p}")
+            describe.append(f"example {indices[p] if indices is not None else p}")
         encoded = self._encode(rows, budgets, True, describe)
         for (p, m), ids in zip(jobs, encoded):
             found = sum(1 for t in ids if t == self.tokenizer.mask_token_id)
             if found != m:
-                raise TemplateError(f"example {p}: expected {m} mask token(s) after tokenisation, found {found}")
+                raise TemplateError(f"example {indices[p] if indices is not None else p}: expected {m} mask token(s) "
+                                    f"after tokenisation, found {found}")
         return encoded
 
-    def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
-        n, n_words = len(prompts), len(words)
-        result = np.zeros((n, n_words), dtype=np.float64)
-        if n == 0:
-            return result
+    def _batch_word_scores(self, prompts: Sequence[Prompt], words: Sequence[str],
+                           indices: Sequence[int] | None = None) -> tuple[torch.Tensor, Any]:
+        n_words = len(words)
         ids_per_prompt = []
         for prompt in prompts:
             anchor, separator = self.mask_context(prompt)
             ids_per_prompt.append([self.word_ids(w, anchor, separator) for w in words])
-        # One job per (example, number of masks); its words are those of that token length.
+        # One input row per (example, number of masks): every word of that token length reads it.
         jobs = sorted({(p, len(ids)) for p, word_ids in enumerate(ids_per_prompt) for ids in word_ids})
-        encoded = self._rows(prompts, jobs)
-        order = sorted(range(len(jobs)), key=lambda j: -len(encoded[j]))
+        encoded = self._rows(prompts, jobs, indices)
+        ids, attention = self._pad(encoded)
         mask_id = self.tokenizer.mask_token_id
-        pending: list[tuple[int, int, list[int], int, tuple[int, ...]]] = []  # left-to-right rows to decode
-        with torch.inference_mode():
-            for chunk in self._batches(order, "scoring"):
-                ids, attention = self._pad([encoded[j] for j in chunk])
-                positions = [[t for t, token in enumerate(encoded[j]) if token == mask_id] for j in chunk]
-                rows = [r for r, pos in enumerate(positions) for _ in pos]
-                cols = [c for pos in positions for c in pos]
-                log_probs, _ = self._log_probs_at({"input_ids": ids, "attention_mask": attention}, rows, cols)
-                offsets = np.cumsum([0] + [len(p) for p in positions])
-                for r, job in enumerate(chunk):
-                    p, m = jobs[job]
-                    for w, word_ids in enumerate(ids_per_prompt[p]):
-                        if len(word_ids) != m:
-                            continue
-                        token_lp = log_probs[offsets[r] + torch.arange(m), torch.as_tensor(word_ids)]
-                        if m == 1 or self.multi_token == "parallel":
-                            result[p, w] = float(token_lp.sum())
-                        else:
-                            best = int(token_lp.argmax())
-                            result[p, w] = float(token_lp[best])
-                            filled = list(encoded[job])
-                            filled[positions[r][best]] = word_ids[best]
-                            pending.append((p, w, filled, positions[r][0], word_ids))
-            if pending:
-                self._left_to_right(pending, result, mask_id)
-        return result
+        positions = [[t for t, token in enumerate(row) if token == mask_id] for row in encoded]
+        rows = [r for r, pos in enumerate(positions) for _ in pos]
+        cols = [c for pos in positions for c in pos]
+        log_probs, _ = self._log_probs_at({"input_ids": ids, "attention_mask": attention}, rows, cols)
+        offsets = np.cumsum([0] + [len(p) for p in positions])
+        row_of = {job: r for r, job in enumerate(jobs)}
+        flat_rows, flat_tokens, pair_of_token, spans = [], [], [], {}
+        for p, word_ids in enumerate(ids_per_prompt):
+            for w, tokens in enumerate(word_ids):
+                start = offsets[row_of[(p, len(tokens))]]
+                spans[(p, w)] = (len(flat_rows), row_of[(p, len(tokens))])
+                flat_rows.extend(range(start, start + len(tokens)))
+                flat_tokens.extend(tokens)
+                pair_of_token.extend([p * n_words + w] * len(tokens))
+        token_lp = log_probs[torch.as_tensor(flat_rows, device=log_probs.device),
+                             torch.as_tensor(flat_tokens, device=log_probs.device)]
+        scores = torch.zeros(len(prompts) * n_words, dtype=token_lp.dtype, device=token_lp.device).index_add(
+            0, torch.as_tensor(pair_of_token, device=token_lp.device), token_lp)
+        details = (ids_per_prompt, spans, token_lp, encoded, positions)
+        return scores.view(len(prompts), n_words), details
+
+    def _refine(self, chunk: list[int], details: Any, result: np.ndarray) -> None:
+        if self.multi_token != "left_to_right":
+            return
+        ids_per_prompt, spans, token_lp, encoded, positions = details
+        pending = []
+        for (p, w), (start, row) in spans.items():
+            tokens = ids_per_prompt[p][w]
+            if len(tokens) == 1:
+                continue
+            values = token_lp[start:start + len(tokens)]
+            best = int(values.argmax())
+            result[chunk[p], w] = float(values[best])
+            filled = list(encoded[row])
+            filled[positions[row][best]] = tokens[best]
+            pending.append((chunk[p], w, filled, positions[row][0], tokens))
+        if pending:
+            self._left_to_right(pending, result, self.tokenizer.mask_token_id)
 
     def _left_to_right(self, pending: list[tuple[int, int, list[int], int, tuple[int, ...]]], result: np.ndarray,
                        mask_id: int) -> None:
@@ -435,52 +479,47 @@ class CausalLMScorer(Scorer):
             pieces[-1] = _Piece(pieces[-1].text.rstrip(" "), pieces[-1].shortenable)
         return pieces
 
-    def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
-        n = len(prompts)
-        result = np.zeros((n, len(words)), dtype=np.float64)
-        if n == 0:
-            return result
+    def _batch_word_scores(self, prompts: Sequence[Prompt], words: Sequence[str],
+                           indices: Sequence[int] | None = None) -> tuple[torch.Tensor, Any]:
+        n, n_words = len(prompts), len(words)
         continuations = [self._continuations(prompt, words) for prompt in prompts]
         budgets = [self.max_length - max(len(c) for c in conts) + 1 for conts in continuations]
         prefixes = self._encode([self._prefix_pieces(p) for p in prompts], budgets, True,
-                                [f"example {i}" for i in range(n)])
+                                [f"example {i}" for i in (indices if indices is not None else range(n))])
         for i, ids in enumerate(prefixes):
             if not ids:
                 if self._start_token is None:
                     raise TemplateError("a causal LM needs text before [MASK], and this tokenizer has no BOS/EOS "
                                         "token to start from; put the mask at the end of the template")
                 prefixes[i] = [self._start_token]
-        order = sorted(range(n), key=lambda i: -len(prefixes[i]))
-        with torch.inference_mode():
-            for chunk in self._batches(order, "scoring"):
-                self._score_batch(chunk, prefixes, continuations, result)
-        return result
-
-    def _score_batch(self, chunk: list[int], prefixes: list[list[int]], continuations: list[list[tuple[int, ...]]],
-                     result: np.ndarray) -> None:
-        ids, attention = self._pad([prefixes[i] for i in chunk])
-        lengths = [len(prefixes[i]) for i in chunk]
-        multi = [(r, w) for r, i in enumerate(chunk) for w, c in enumerate(continuations[i]) if len(c) > 1]
+        ids, attention = self._pad(prefixes)
+        lengths = [len(p) for p in prefixes]
+        multi = [(r, w) for r in range(n) for w, c in enumerate(continuations[r]) if len(c) > 1]
         inputs = {"input_ids": ids, "attention_mask": attention, "use_cache": bool(multi)}
-        log_probs, output = self._log_probs_at(inputs, list(range(len(chunk))), [length - 1 for length in lengths])
-        for r, i in enumerate(chunk):
-            first = torch.as_tensor([c[0] for c in continuations[i]], device=log_probs.device)
-            result[i] = log_probs[r, first].double().cpu().numpy()
-        if not multi:
-            return
-        cache = output.cache
-        for start in range(0, len(multi), self.batch_size):
-            part = multi[start:start + self.batch_size]
-            self._score_continuations(part, chunk, lengths, attention, cache, continuations, result)
+        log_probs, output = self._log_probs_at(inputs, list(range(n)), [length - 1 for length in lengths])
+        first = torch.as_tensor([[c[0] for c in conts] for conts in continuations], device=log_probs.device)
+        scores = log_probs.gather(1, first)
+        if multi:
+            # Training (gradients on) scores every continuation in one pass; inference in chunks.
+            size = len(multi) if torch.is_grad_enabled() else self.batch_size
+            parts = [multi[k:k + size] for k in range(0, len(multi), size)]
+            flat = scores.flatten()
+            for k, part in enumerate(parts):
+                values = self._continuation_scores(part, lengths, attention, output.cache, continuations,
+                                                   copy_cache=k < len(parts) - 1)
+                index = torch.as_tensor([r * n_words + w for r, w in part], device=flat.device)
+                flat = flat.index_add(0, index, values)
+            scores = flat.view(n, n_words)
+        return scores, None
 
-    def _score_continuations(self, part: list[tuple[int, int]], chunk: list[int], lengths: list[int],
-                             attention: torch.Tensor, cache: Any, continuations: list[list[tuple[int, ...]]],
-                             result: np.ndarray) -> None:
-        """Feed tokens 1..m-1 of each multi-token continuation after its example's cached prefix."""
+    def _continuation_scores(self, part: list[tuple[int, int]], lengths: list[int], attention: torch.Tensor,
+                             cache: Any, continuations: list[list[tuple[int, ...]]], copy_cache: bool) -> torch.Tensor:
+        """log p(tokens 1..m-1 | prefix, token 0) of each (example, word) pair, fed after the cached prefix."""
         select = torch.as_tensor([r for r, _ in part], device=self.device)
-        cache = copy.deepcopy(cache)
+        if copy_cache:  # later chunks still need the batch's cache as it is
+            cache = copy.deepcopy(cache)
         cache.batch_select_indices(select)
-        fed = [list(continuations[chunk[r]][w][:-1]) for r, w in part]
+        fed = [list(continuations[r][w][:-1]) for r, w in part]
         cont_ids, cont_mask = self._pad(fed)
         positions = torch.stack([lengths[r] + torch.arange(cont_ids.shape[1]) for r, _ in part]).to(self.device)
         inputs = {"input_ids": cont_ids, "attention_mask": torch.cat([attention[select], cont_mask], dim=1),
@@ -488,13 +527,10 @@ class CausalLMScorer(Scorer):
         rows = [k for k, tokens in enumerate(fed) for _ in tokens]
         cols = [j for tokens in fed for j in range(len(tokens))]
         log_probs, _ = self._log_probs_at(inputs, rows, cols)
-        targets = torch.as_tensor([t for r, w in part for t in continuations[chunk[r]][w][1:]], device=log_probs.device)
-        token_lp = log_probs[torch.arange(len(rows), device=log_probs.device), targets].double().cpu().numpy()
-        offset = 0
-        for k, (r, w) in enumerate(part):
-            count = len(fed[k])
-            result[chunk[r], w] += token_lp[offset:offset + count].sum()
-            offset += count
+        targets = torch.as_tensor([t for r, w in part for t in continuations[r][w][1:]], device=log_probs.device)
+        token_lp = log_probs[torch.arange(len(rows), device=log_probs.device), targets]
+        pair_of_token = torch.as_tensor(rows, device=token_lp.device)
+        return torch.zeros(len(part), dtype=token_lp.dtype, device=token_lp.device).index_add(0, pair_of_token, token_lp)
 
 
 def make_scorer(kind: str, model: Any, tokenizer: Any, *, multi_token: str = "parallel", after_mask: str = "drop",

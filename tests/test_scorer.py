@@ -231,3 +231,21 @@ def test_position_head_shortcut_is_used_and_exact(tiny_bert_dir):
     prompt = Template("{{ text }} It was [MASK].").render({"text": "good"})
     scorer.word_log_probs([prompt], ["great"])
     assert scorer._head.enabled is True
+
+
+@pytest.mark.parametrize("fixture, kind", [("tiny_bert_dir", "masked"), ("tiny_roberta_dir", "masked"),
+                                           ("tiny_gpt2_dir", "causal"), ("tiny_llama_dir", "causal")])
+def test_training_scores_match_inference_and_carry_gradients(request, fixture, kind):
+    path = request.getfixturevalue(fixture)
+    model, tokenizer = _masked(path) if kind == "masked" else _causal(path)
+    cls = MaskedLMScorer if kind == "masked" else CausalLMScorer
+    scorer = cls(model, tokenizer, batch_size=2)  # inference batches differ from the single training batch
+    verbalizer = Verbalizer({"negative": ["terrible", "bad"], "positive": ["great", "wonderful"]})
+    prompts = [Template("{{ text }} It was [MASK].").render({"text": t}) for t in TEXTS]
+    inference = scorer.score(prompts, verbalizer)
+    model.zero_grad()
+    training = scorer.class_log_scores(prompts, verbalizer)
+    np.testing.assert_allclose(training.detach().double().numpy(), inference, atol=1e-5)
+    training[:, 1].sum().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
