@@ -82,6 +82,16 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     aggregation: how several words of one class combine: ``mean`` (of probabilities), ``max``, ``sum``.
     shortenable: the fields truncation may shorten (default: all the template's fields).
     max_length: the token budget of one prompt (default: the model's window).
+
+    Training (:meth:`fit`, prompt-based fine-tuning as PET / LM-BFF): ``learning_rate``, ``epochs`` or
+    ``max_steps`` (optimizer steps), ``train_batch_size``, ``gradient_accumulation_steps``,
+    ``warmup_ratio``, ``weight_decay``; ``trainable`` (``all``, ``no_embeddings``, ``bottom_frozen:N``,
+    ``top:N``); ``mlm_weight`` (PET's auxiliary language-model loss on unlabelled text:
+    ``(1 - mlm_weight) * CE + mlm_weight * LM``; PET used 1e-4; 0 turns it off, the default);
+    ``eval_every`` / ``patience`` (steps between dev evaluations, and how many without gain stop
+    training; the best dev accuracy's weights are kept); ``checkpoint_dir`` and ``checkpoint_every``
+    (atomic checkpoints, by default at every evaluation and at the end, for ``fit(..., resume=True)``);
+    ``seed``.
     """
 
     def __init__(self, model: Any = "smollm2", template: Any = None, verbalizer: Any = None, *,
@@ -89,7 +99,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                  multi_token: str = "parallel", after_mask: str = "drop", aggregation: str = "mean",
                  shortenable: Sequence[str] | None = None, batch_size: int = 16, max_length: int | None = None,
                  device: str | None = None, gguf_file: str | None = None, trust_remote_code: bool = False,
-                 show_progress: bool | None = None) -> None:
+                 show_progress: bool | None = None, learning_rate: float = 1e-5, epochs: float = 10.0,
+                 max_steps: int | None = None, train_batch_size: int = 8, gradient_accumulation_steps: int = 1,
+                 warmup_ratio: float = 0.0, weight_decay: float = 0.01, trainable: str = "all",
+                 mlm_weight: float = 0.0, eval_every: int | None = None, patience: int | None = None,
+                 checkpoint_dir: str | None = None, checkpoint_every: int | None = None, seed: int = 0) -> None:
         self.model = model
         self.template = template
         self.verbalizer = verbalizer
@@ -106,6 +120,20 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.gguf_file = gguf_file
         self.trust_remote_code = trust_remote_code
         self.show_progress = show_progress
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.max_steps = max_steps
+        self.train_batch_size = train_batch_size
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.trainable = trainable
+        self.mlm_weight = mlm_weight
+        self.eval_every = eval_every
+        self.patience = patience
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.seed = seed
 
     # -- resolved configuration ----------------------------------------------------------------
     @property
@@ -135,9 +163,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     @property
     def model_(self) -> LoadedModel:
         """The loaded model (loaded on first use)."""
-        if getattr(self, "_loaded", None) is None or self._loaded_from is not self.model:
+        if getattr(self, "_loaded", None) is None or self._loaded_from != _spec_key(self.model):
             self._loaded = self._load_model()
-            self._loaded_from = self.model
+            self._loaded_from = _spec_key(self.model)
+            self._fitted = False
             self._scorer_cache = None
             self._prior_cache = None
         return self._loaded
@@ -206,9 +235,78 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         predicted = self.predict_proba(X).argmax(axis=1)
         return float(accuracy_score(truth, predicted, sample_weight=sample_weight))
 
+    # -- training ----------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Sequence[Any], *, unlabeled: Any = None, dev: tuple[Any, Sequence[Any]] | None = None,
+            resume: bool = False) -> PromptClassifier:
+        """Prompt-based fine-tuning: cross-entropy over the verbalizer's class scores (PET / LM-BFF).
+
+        ``unlabeled``: examples for the auxiliary language-model loss (with ``mlm_weight > 0``).
+        ``dev``: ``(X_dev, y_dev)`` for evaluation every ``eval_every`` steps, early stopping and keeping
+        the best weights. ``resume``: continue from the checkpoint in ``checkpoint_dir``.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from .training import Trainer, TrainingConfig, freeze, language_model_loss
+
+        template, verbalizer = self.template_, self.verbalizer_
+        examples = as_examples(X, template.fields)
+        labels = verbalizer.label_indices(y)
+        if len(labels) != len(examples):
+            raise DataError(f"{len(examples)} examples but {len(labels)} labels")
+        missing = [c for i, c in enumerate(verbalizer.classes) if i not in set(labels)]
+        if missing:
+            raise DataError(f"no training example for class(es) {missing}; every class needs at least one")
+        prompts = [template.render(example) for example in examples]
+        dev_prompts, dev_labels = None, None
+        if dev is not None:
+            dev_examples = as_examples(dev[0], template.fields)
+            dev_labels = np.asarray(verbalizer.label_indices(dev[1]))
+            dev_prompts = [template.render(example) for example in dev_examples]
+        auxiliary = None
+        if self.mlm_weight > 0:
+            if unlabeled is None:
+                raise DataError("mlm_weight > 0 needs unlabelled examples: fit(..., unlabeled=...)")
+            auxiliary = [template.render(example) for example in as_examples(unlabeled, template.fields)]
+        loaded, scorer = self.model_, self.scorer_
+        freeze(loaded.model, self.trainable)
+        target = torch.as_tensor(labels, device=scorer.device)
+        weight = float(self.mlm_weight)
+
+        def loss_fn(indices: list[int]) -> torch.Tensor:
+            scores = scorer.class_log_scores([prompts[i] for i in indices], verbalizer)
+            loss = F.cross_entropy(scores, target[indices])
+            if auxiliary:
+                picks = torch.randint(len(auxiliary), (len(indices),)).tolist()  # seeded per step by the trainer
+                lm = language_model_loss(loaded, scorer, [auxiliary[i] for i in picks])
+                loss = (1 - weight) * loss + weight * lm
+            return loss
+
+        def evaluate() -> float:
+            predicted = scorer.score(dev_prompts, verbalizer).argmax(axis=1)  # type: ignore[arg-type]
+            return float((predicted == dev_labels).mean())
+
+        config = TrainingConfig(
+            learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.max_steps,
+            batch_size=self.train_batch_size, gradient_accumulation_steps=self.gradient_accumulation_steps,
+            warmup_ratio=self.warmup_ratio, weight_decay=self.weight_decay, eval_every=self.eval_every,
+            patience=self.patience, checkpoint_every=self.checkpoint_every or self.eval_every, seed=self.seed)
+        trainer = Trainer(loaded.model, loss_fn, len(prompts), config, evaluate=evaluate if dev is not None else None,
+                          checkpoint_dir=self.checkpoint_dir, show_progress=self.show_progress,
+                          description="prompt-based fine-tuning")
+        self.training_result_ = trainer.train(resume=resume)
+        loaded.model.eval()
+        self._fitted = True
+        self._prior_cache = None
+        return self
+
     # -- persistence -------------------------------------------------------------------------------
+    def _is_fitted(self) -> bool:
+        return bool(getattr(self, "_fitted", False)) and getattr(self, "_loaded", None) is not None
+
     def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write a folder with ``config.json`` (and the model, when it was given as an object), atomically."""
+        """Write a folder with ``config.json`` (and the model's safetensors weights when they were trained or
+        the model was given as an object), atomically; :meth:`load` gives identical predictions."""
         directory = Path(directory)
         params = {k: v for k, v in self.get_params(deep=False).items()
                   if k not in ("model", "template", "verbalizer", "tokenizer")}
@@ -216,7 +314,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         params["shortenable"] = list(params["shortenable"]) if params["shortenable"] is not None else None
         config = {
             "format": FORMAT, "version": FORMAT_VERSION,
-            "model": str(self.model) if isinstance(self.model, (str, os.PathLike)) else None,
+            "model": (str(self.model) if isinstance(self.model, (str, os.PathLike)) and not self._is_fitted()
+                      else None),
+            "base_model": str(self.model) if isinstance(self.model, (str, os.PathLike)) else self.model_.name,
             "template": {"source": self.template_.source, "name": self.template_.name},
             "verbalizer": self.verbalizer_.to_dict(),
             "params": params,
