@@ -130,14 +130,21 @@ class _PositionHead:
         probe = {k: (v[:1] if isinstance(v, torch.Tensor) and k != "cache" else v) for k, v in inputs.items()
                  if k not in ("cache", "use_cache")}
         keep = rows == 0
+        was_training = self.model.training
+        # Checked in eval mode, without gradients and without touching the RNG that training reseeds.
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         try:
-            full = self.model(**probe).logits[0, cols[keep]]
-            with self._selecting(rows[keep], cols[keep]):
-                part = self.model(**probe).logits.reshape(int(keep.sum()), -1)
+            self.model.eval()
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                full = self.model(**probe).logits[0, cols[keep]]
+                with self._selecting(rows[keep], cols[keep]):
+                    part = self.model(**probe).logits.reshape(int(keep.sum()), -1)
             ok = part.shape == full.shape and torch.allclose(part, full, atol=1e-4, rtol=1e-4)
         except Exception as exc:  # any model whose head cannot take the shortcut
             logger.debug("position-only head disabled: %s", exc)
             ok = False
+        finally:
+            self.model.train(was_training)
         if not ok:
             logger.info("this model's head cannot be applied at the mask positions only; using full logits")
         return ok
