@@ -27,6 +27,13 @@ EPILOG_CLASSIFY = """examples:
   cat texts.jsonl | promptlearn classify --template agnews/topic --input - --format jsonl
 """
 
+EPILOG_TRAIN = """examples:
+  promptlearn train --model ./my-mlm --template sst2/it_was --data ../shared/data/lm-bff/k-shot/SST-2/16-13 \\
+      --output runs/sst2-13 --learning-rate 1e-4 --max-steps 200 --eval-every 20
+  promptlearn evaluate --model-dir runs/sst2-13 --data ../shared/data/lm-bff/k-shot/SST-2/16-13
+  promptlearn train ... --output runs/sst2-13 --resume        # after an interruption
+"""
+
 EPILOG_EVALUATE = """examples:
   promptlearn evaluate --template sst2/review --data ../shared/data/lm-bff/k-shot/SST-2/16-13
   promptlearn evaluate --template trec/question --data trec --limit 200 --seed 0 --calibrate --output report.json
@@ -40,9 +47,9 @@ def _add_prompt_options(parser: argparse.ArgumentParser) -> None:
                        help="hub id, local folder, .gguf file, or short name: smollm2 (default, packaged), "
                             "gemma3-270m (optional package)")
     group.add_argument("--gguf-file", help="GGUF file inside --model's folder")
-    group.add_argument("--template", required=True,
+    group.add_argument("--template",
                        help="template file (.j2), shipped name task/name (e.g. sst2/it_was; see `promptlearn "
-                            "templates`), or Jinja text containing [MASK]")
+                            "templates`), or Jinja text containing [MASK] (required unless --model-dir)")
     group.add_argument("--verbalizer",
                        help="verbalizer file (.json or 'label: word, word' text), or shipped name (e.g. sst2); "
                             "default for a shipped template task/name: task_name, else task")
@@ -103,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "boolq, ...) or a labelled CSV / TSV / JSONL file.",
                                    epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_prompt_options(evaluate)
+    evaluate.add_argument("--model-dir", help="a classifier saved by `promptlearn train` (replaces --model, "
+                                              "--template and --verbalizer)")
     _add_data_options(evaluate)
     data = evaluate.add_argument_group("evaluation data")
     data.add_argument("--data", required=True, help="LM-BFF folder, task name, or labelled file (- for stdin)")
@@ -112,6 +121,41 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0, help="seed of the --limit subset (default 0)")
     data.add_argument("--output", help="also write the report as JSON to this file")
     evaluate.set_defaults(run=run_evaluate)
+
+    train = commands.add_parser("train", help="prompt-based fine-tuning (PET / LM-BFF) on a few labelled examples",
+                                description="Fine-tune the model through the prompt: cross-entropy over the "
+                                            "verbalizer's class scores (PET / LM-BFF), then save the classifier.",
+                                epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_prompt_options(train)
+    _add_data_options(train)
+    inputs = train.add_argument_group("training data")
+    inputs.add_argument("--data", help="LM-BFF k-shot folder or task name (sst2, sst2:21): its train and dev splits")
+    inputs.add_argument("--train", help="labelled training file (CSV / TSV / JSONL)")
+    inputs.add_argument("--dev", help="labelled dev file for model selection (default with --data: its dev split)")
+    inputs.add_argument("--unlabeled", help="unlabelled examples for the auxiliary LM loss (--mlm-weight)")
+    inputs.add_argument("--label-column", default="label", help="label column of the files (default: label)")
+    inputs.add_argument("--output", required=True, help="folder to save the trained classifier in")
+    inputs.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
+    inputs.add_argument("--resume", action="store_true", help="continue an interrupted run from --output's checkpoint")
+    hyper = train.add_argument_group("hyper-parameters")
+    hyper.add_argument("--learning-rate", type=float, default=1e-5, help="AdamW learning rate (default 1e-5)")
+    hyper.add_argument("--epochs", type=float, default=10.0, help="passes over the training data (default 10)")
+    hyper.add_argument("--max-steps", type=_positive_int, help="optimizer steps (overrides --epochs)")
+    hyper.add_argument("--train-batch-size", type=_positive_int, default=8, help="examples per step (default 8)")
+    hyper.add_argument("--gradient-accumulation", type=_positive_int, default=1,
+                       help="micro-batches per optimizer step (default 1)")
+    hyper.add_argument("--warmup-ratio", type=float, default=0.0, help="linear warm-up share of the steps")
+    hyper.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default 0.01)")
+    hyper.add_argument("--trainable", default="all",
+                       help="all (default), no_embeddings, bottom_frozen:N (freeze embeddings and N lowest "
+                            "layers) or top:N (train only the N top layers and the head)")
+    hyper.add_argument("--mlm-weight", type=float, default=0.0,
+                       help="PET's auxiliary LM loss weight on --unlabeled text: (1-w)*CE + w*LM (PET: 1e-4; "
+                            "default 0, off)")
+    hyper.add_argument("--eval-every", type=_positive_int, help="evaluate on dev every N steps (default: at the end)")
+    hyper.add_argument("--patience", type=_positive_int, help="stop after N evaluations without dev gain")
+    hyper.add_argument("--seed", type=int, default=0, help="seed of data order, dropout and masking (default 0)")
+    train.set_defaults(run=run_train)
 
     templates = commands.add_parser("templates", help="list the shipped templates and verbalizers",
                                     description="List the shipped templates (task/name) and verbalizers.")
@@ -148,15 +192,21 @@ def default_verbalizer(template: str) -> str:
     return f"{task}_{name}" if (folder / f"{task}_{name}.json").is_file() else task
 
 
-def _classifier(args: argparse.Namespace) -> Any:
+def _classifier(args: argparse.Namespace, **training: Any) -> Any:
     from .classifier import PromptClassifier
 
+    if getattr(args, "model_dir", None):
+        classifier = PromptClassifier.load(args.model_dir, batch_size=args.batch_size, device=args.device,
+                                           show_progress=None)
+        return classifier.set_params(calibrate=args.calibrate or classifier.calibrate)
+    if not args.template:
+        raise PromptlearnError("--template is required (a file, a shipped name such as sst2/it_was, or Jinja text)")
     return PromptClassifier(
         model=args.model, template=args.template, verbalizer=args.verbalizer or default_verbalizer(args.template),
         calibrate=args.calibrate, multi_token=args.multi_token, after_mask=args.after_mask,
         aggregation=args.aggregation, shortenable=args.shorten, batch_size=args.batch_size,
         max_length=args.max_length, device=args.device, gguf_file=args.gguf_file,
-        show_progress=None,
+        show_progress=None, **training,
     )
 
 
@@ -257,13 +307,59 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report = classification_report(truth, probabilities.argmax(axis=1), verbalizer.classes)
     report.update({
         "data": str(args.data), "split": args.split, "n_examples": len(examples), "n_available": total,
-        "subset_seed": args.seed if subset else None, "model": args.model, "template": args.template,
+        "subset_seed": args.seed if subset else None, "model": args.model_dir or args.model,
+        "template": classifier.template_.source,
         "verbalizer": verbalizer.to_dict(), "calibrate": args.calibrate, "seconds": round(seconds, 2),
         "examples_per_second": round(len(examples) / seconds, 2) if seconds > 0 else None,
     })
     print(format_report(report))
     if args.output:
         atomic_write_text(args.output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .data import load_data, read_examples
+
+    output = Path(args.output)
+    finished = (output / "config.json").exists()
+    if output.exists() and not args.overwrite and (finished or not args.resume):
+        hint = "" if finished else " (it holds an unfinished run: add --resume to continue it)"
+        raise PromptlearnError(f"--output {output} already exists{hint}; pass --overwrite to replace it")
+    if output.exists() and not output.is_dir():
+        raise PromptlearnError(f"--output {output} is a file, not a folder")
+    if bool(args.data) == bool(args.train):
+        raise PromptlearnError("give the training data with --data (an LM-BFF folder or task) or --train FILE")
+    columns = _columns(args.column)
+    options = dict(columns=columns, label_column=args.label_column, fmt=args.fmt)
+    if args.data:
+        train_x, train_y = load_data(args.data, "train", **options)
+        dev_x, dev_y = load_data(args.dev, "test", **options) if args.dev else load_data(args.data, "dev", **options)
+    else:
+        train_x, train_y = load_data(args.train, "train", **options)
+        dev_x, dev_y = load_data(args.dev, "test", **options) if args.dev else (None, None)
+    if train_y is None or (dev_x is not None and dev_y is None):
+        raise PromptlearnError(f"the training and dev data need labels (column {args.label_column!r})")
+    unlabeled = read_examples(args.unlabeled, columns=columns, label_column=None, fmt=args.fmt)[0] \
+        if args.unlabeled else None
+    classifier = _classifier(args, learning_rate=args.learning_rate, epochs=args.epochs, max_steps=args.max_steps,
+                             train_batch_size=args.train_batch_size,
+                             gradient_accumulation_steps=args.gradient_accumulation, warmup_ratio=args.warmup_ratio,
+                             weight_decay=args.weight_decay, trainable=args.trainable, mlm_weight=args.mlm_weight,
+                             eval_every=args.eval_every, patience=args.patience, checkpoint_dir=str(output),
+                             seed=args.seed)
+    classifier.template_, classifier.verbalizer_  # validate before loading the model
+    start = time.perf_counter()
+    classifier.fit(train_x, train_y, unlabeled=unlabeled,
+                   dev=(dev_x, dev_y) if dev_x is not None else None, resume=args.resume)
+    seconds = time.perf_counter() - start
+    classifier.set_params(checkpoint_dir=None)
+    classifier.save(output, overwrite=True)
+    result = classifier.training_result_
+    summary = {"output": str(output), "train_examples": len(train_x), "steps": result.steps,
+               "seconds": round(seconds, 1), "best_step": result.best_step, "dev_accuracy": result.best_metric,
+               "stopped_early": result.stopped_early}
+    print(json.dumps(summary))
     return 0
 
 
