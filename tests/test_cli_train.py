@@ -99,7 +99,7 @@ def test_train_on_lmbff_folder(tiny_bert_dir, tmp_path, capsys):
     except DataError:
         pytest.skip("LM-BFF data not found")
     output = tmp_path / "sst2"
-    assert main(["train", "--model", str(tiny_bert_dir), "--template", "sst2/it_was", "--data", folder, "--output",
+    assert main(["train", "--model", str(tiny_bert_dir), "--template", "sst2/it_was", "--data", str(folder), "--output",
                  str(output), "--max-steps", "2", "--train-batch-size", "4"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["train_examples"] == 32 and summary["dev_accuracy"] is not None
