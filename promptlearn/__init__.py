@@ -1,5 +1,6 @@
 """promptlearn: prompt-based zero- and few-shot text classification (PET / LM-BFF style)."""
 
+from .baselines import FineTuneClassifier, ProbeClassifier
 from .calibration import contextual_calibration
 from .classifier import PromptClassifier
 from .errors import (ChecksumError, ConfigError, DataError, MissingFieldError, ModelLoadError, PromptlearnError, TemplateError,
@@ -16,4 +17,5 @@ __all__ = [
     "ModelLoadError", "Prompt", "PromptClassifier", "PromptlearnError", "Segment", "Template", "TemplateError",
     "TruncationError", "UnknownLabelError", "Verbalizer", "VerbalizerError", "WrongModelKindError",
     "contextual_calibration", "load_model", "make_scorer", "__version__",
+    "FineTuneClassifier", "ProbeClassifier",
 ]
