@@ -68,3 +68,31 @@ class atomic_directory:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(self.tmp, self.target)
+
+
+def read_config(directory: str | os.PathLike, *, fmt: str, version: int, what: str,
+                required: tuple[str, ...]) -> dict[str, Any]:
+    """``config.json`` of a saved folder, checked: right format, not from a newer version, required keys."""
+    import json
+
+    directory = Path(directory)
+    path = directory / "config.json"
+    if not directory.is_dir():
+        raise PromptlearnError(f"no saved {what} at {directory}: not a folder")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PromptlearnError(f"no saved {what} at {directory} (missing config.json)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromptlearnError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise PromptlearnError(f"{path}: invalid JSON on line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(config, dict) or config.get("format") != fmt:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise PromptlearnError(f"{path} is not a saved {what} (format {found!r})")
+    if config.get("version", 0) > version:
+        raise PromptlearnError(f"{path} was written by a newer promptlearn (format {config['version']}); upgrade")
+    missing = [key for key in required if key not in config]
+    if missing or not isinstance(config.get("params"), dict):
+        raise PromptlearnError(f"{path} is incomplete or damaged (missing {missing or ['params']})")
+    return config

@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from .artifacts import atomic_directory, atomic_write_text
+from .artifacts import atomic_directory, atomic_write_text, read_config
 from .classifier import as_examples
 from .errors import ConfigError, DataError, ModelLoadError, PromptlearnError, UnknownLabelError
 from .models import _not_found_message, resolve, resolve_device
@@ -158,27 +158,8 @@ def _load_tokenizer(source: str, name: Any, gguf: str | None) -> Any:
 
 
 def _read_config(directory: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
-    directory = Path(directory)
-    path = directory / "config.json"
-    if not directory.is_dir():
-        raise PromptlearnError(f"no saved {what} at {directory}: not a folder")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PromptlearnError(f"no saved {what} at {directory} (missing config.json)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PromptlearnError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise PromptlearnError(f"{path}: invalid JSON on line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(config, dict) or config.get("format") != fmt:
-        found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise PromptlearnError(f"{path} is not a saved {what} (format {found!r})")
-    if config.get("version", 0) > FORMAT_VERSION:
-        raise PromptlearnError(f"{path} was written by a newer promptlearn (format {config['version']}); upgrade")
-    missing = [key for key in ("classes", "text_fields", "params") if key not in config]
-    if missing or not isinstance(config["params"], dict):
-        raise PromptlearnError(f"{path} is incomplete or damaged (missing {missing or 'params'})")
-    return config
+    return read_config(directory, fmt=fmt, version=FORMAT_VERSION, what=what,
+                       required=("classes", "text_fields", "params"))
 
 
 def _json_params(estimator: BaseEstimator) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .artifacts import atomic_directory, atomic_write_text
+from .artifacts import atomic_directory, atomic_write_text, read_config
 from .calibration import CONTENT_FREE, content_free_examples, content_free_prior, contextual_calibration, log_normalize
 from .errors import DataError, PromptlearnError
 from .models import LoadedModel, detect_kind, load_model, prepare_tokenizer, resolve_device
@@ -333,25 +333,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def load(cls, directory: str | os.PathLike, **overrides: Any) -> PromptClassifier:
         """Rebuild a classifier saved by :meth:`save`; ``overrides`` replace saved parameters (e.g. ``device``)."""
         directory = Path(directory)
-        config_path = directory / "config.json"
-        if not directory.is_dir():
-            raise PromptlearnError(f"no saved classifier at {directory}: not a folder")
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PromptlearnError(f"no saved classifier at {directory} (missing config.json)") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PromptlearnError(f"cannot read {config_path}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise PromptlearnError(f"{config_path}: invalid JSON on line {exc.lineno}: {exc.msg}") from None
-        if not isinstance(config, dict) or config.get("format") != FORMAT:
-            found = config.get("format") if isinstance(config, dict) else type(config).__name__
-            raise PromptlearnError(f"{config_path} is not a saved PromptClassifier (format {found!r})")
-        if config.get("version", 0) > FORMAT_VERSION:
-            raise PromptlearnError(f"{config_path} was written by a newer promptlearn (format {config['version']}); upgrade")
-        missing = [key for key in ("model", "template", "verbalizer", "params") if key not in config]
-        if missing or not isinstance(config["params"], dict) or "source" not in (config["template"] or {}):
-            raise PromptlearnError(f"{config_path} is incomplete or damaged (missing {missing or 'template source'})")
+        config = read_config(directory, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier",
+                             required=("model", "template", "verbalizer", "params"))
+        if not isinstance(config["template"], dict) or "source" not in config["template"]:
+            raise PromptlearnError(f"{directory / 'config.json'} is incomplete or damaged (missing the template source)")
         params = dict(config["params"])
         params.update(overrides)
         model = config["model"] if config["model"] is not None else str(directory / "model")
