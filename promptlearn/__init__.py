@@ -1,21 +1,42 @@
-"""promptlearn: prompt-based zero- and few-shot text classification (PET / LM-BFF style)."""
+"""promptlearn: prompt-based zero- and few-shot text classification (PET / LM-BFF style).
 
-from .baselines import FineTuneClassifier, ProbeClassifier
-from .calibration import contextual_calibration
-from .classifier import PromptClassifier
-from .errors import (ChecksumError, ConfigError, DataError, MissingFieldError, ModelLoadError, PromptlearnError, TemplateError,
-                     TruncationError, UnknownLabelError, VerbalizerError, WrongModelKindError)
-from .models import LoadedModel, load_model
-from .scorer import CausalLMScorer, MaskedLMScorer, make_scorer
-from .template import Prompt, Segment, Template
-from .verbalizer import Verbalizer
+Names are imported on first use (PEP 562), so ``import promptlearn`` and the light modules
+(``promptlearn.template``, ``promptlearn.verbalizer``) load without torch or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CausalLMScorer", "ChecksumError", "ConfigError", "DataError", "LoadedModel", "MaskedLMScorer", "MissingFieldError",
-    "ModelLoadError", "Prompt", "PromptClassifier", "PromptlearnError", "Segment", "Template", "TemplateError",
-    "TruncationError", "UnknownLabelError", "Verbalizer", "VerbalizerError", "WrongModelKindError",
-    "contextual_calibration", "load_model", "make_scorer", "__version__",
-    "FineTuneClassifier", "ProbeClassifier",
-]
+_EXPORTS = {
+    "adapt": "adapt",
+    "FineTuneClassifier": "baselines", "ProbeClassifier": "baselines",
+    "contextual_calibration": "calibration",
+    "PromptClassifier": "classifier",
+    "ChecksumError": "errors", "ConfigError": "errors", "DataError": "errors", "MissingFieldError": "errors",
+    "ModelLoadError": "errors", "PromptlearnError": "errors", "TemplateError": "errors", "TrainingError": "errors",
+    "TruncationError": "errors", "UnknownLabelError": "errors", "VerbalizerError": "errors",
+    "WrongModelKindError": "errors",
+    "LoadedModel": "models", "load_model": "models",
+    "CausalLMScorer": "scorer", "MaskedLMScorer": "scorer", "make_scorer": "scorer",
+    "Prompt": "template", "Segment": "template", "Template": "template",
+    "Trainer": "training", "TrainingConfig": "training",
+    "Verbalizer": "verbalizer",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'promptlearn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -11,6 +11,22 @@ from typing import Any, Callable, TextIO
 from .errors import PromptlearnError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def recover_directory(target: str | os.PathLike) -> None:
+    """Put back a folder whose replacement was interrupted between its two renames (see atomic_directory)."""
+    target = Path(target)
+    if target.exists():
+        return
+    backups = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if backups:
+        os.replace(backups[-1], target)
+
+
 def atomic_write(target: str | os.PathLike, write: Callable[[TextIO], Any]) -> Path:
     """Call ``write(handle)`` on a temporary file beside ``target``, then rename it into place."""
     target = Path(target)
@@ -19,6 +35,7 @@ def atomic_write(target: str | os.PathLike, write: Callable[[TextIO], Any]) -> P
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.chmod(tmp, 0o666 & ~_umask())  # the permissions of a plain open(), not mkstemp's private 0600
     except OSError as exc:
         raise PromptlearnError(f"cannot write {target}: {exc.strerror or exc}") from None
     try:
@@ -39,13 +56,18 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
 
 
 class atomic_directory:
-    """Context manager: build a folder under a temporary name, then rename it into place."""
+    """Context manager: build a folder under a temporary name, then rename it into place.
+
+    Replacing an existing folder takes two renames (old away, new in); if the process dies between
+    them, :func:`recover_directory` (called by the next use) puts the old folder back.
+    """
 
     def __init__(self, target: str | os.PathLike, *, overwrite: bool = False) -> None:
         self.target = Path(target)
         self.overwrite = overwrite
 
     def __enter__(self) -> Path:
+        recover_directory(self.target)
         if self.target.exists() and not self.overwrite:
             raise PromptlearnError(f"{self.target} already exists; choose another folder or pass overwrite=True")
         if self.target.exists() and not self.target.is_dir():
@@ -53,6 +75,7 @@ class atomic_directory:
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+            os.chmod(self.tmp, 0o777 & ~_umask())  # not mkdtemp's private 0700
         except OSError as exc:
             raise PromptlearnError(f"cannot create {self.target}: {exc.strerror or exc}") from None
         return self.tmp

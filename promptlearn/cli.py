@@ -41,15 +41,16 @@ EPILOG_EVALUATE = """examples:
 """
 
 
-def _add_prompt_options(parser: argparse.ArgumentParser) -> None:
+def _add_prompt_options(parser: argparse.ArgumentParser, *, template_required: bool = True) -> None:
     group = parser.add_argument_group("model and prompt")
     group.add_argument("--model", default="smollm2",
                        help="hub id, local folder, .gguf file, or short name: smollm2 (default, packaged), "
                             "gemma3-270m (optional package)")
     group.add_argument("--gguf-file", help="GGUF file inside --model's folder")
-    group.add_argument("--template",
+    group.add_argument("--template", required=template_required,
                        help="template file (.j2), shipped name task/name (e.g. sst2/it_was; see `promptlearn "
-                            "templates`), or Jinja text containing [MASK] (required unless --model-dir)")
+                            "templates`), or Jinja text containing [MASK]"
+                            + ("" if template_required else " (required unless --model-dir)"))
     group.add_argument("--verbalizer",
                        help="verbalizer file (.json or 'label: word, word' text), or shipped name (e.g. sst2); "
                             "default for a shipped template task/name: task_name, else task")
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "(its test split by default), a task name (sst2, sst2:21, agnews, "
                                                "boolq, ...) or a labelled CSV / TSV / JSONL file.",
                                    epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_prompt_options(evaluate)
+    _add_prompt_options(evaluate, template_required=False)
     evaluate.add_argument("--model-dir", help="a classifier saved by `promptlearn train` (replaces --model, "
                                               "--template and --verbalizer)")
     _add_data_options(evaluate)

@@ -39,6 +39,10 @@ class TruncationError(PromptlearnError):
     """A prompt cannot fit the model's window even with every shortenable field emptied."""
 
 
+class TrainingError(PromptlearnError):
+    """Training cannot go on: the loss is not finite, or a checkpoint does not fit the model or settings."""
+
+
 class DataError(PromptlearnError):
     """A data file is missing, unreadable, or lacks a needed column."""
 

@@ -24,16 +24,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .artifacts import atomic_directory, atomic_write_text
-from .errors import ConfigError, PromptlearnError
+from .artifacts import atomic_directory, atomic_write_text, recover_directory
+from .errors import ConfigError, TrainingError
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint"
-
-
-class TrainingError(PromptlearnError):
-    """Training cannot go on: the loss is not finite, or a checkpoint does not fit the model."""
 
 
 @dataclass
@@ -78,6 +74,11 @@ class TrainingResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def step_seed(seed: int, step: int) -> int:
+    """A distinct torch seed for every (run seed, step) pair, so a resumed run draws the same dropout/masks."""
+    return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
 def fingerprint(model: torch.nn.Module) -> str:
     """A short hash of the model's class and parameter names and shapes (checkpoints must match it)."""
     digest = hashlib.sha256(type(model).__name__.encode())
@@ -116,7 +117,7 @@ class Trainer:
         self.state = _distributed()
         per_step = config.batch_size * config.gradient_accumulation_steps
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * n_examples / per_step))
-        self.optimizer = torch.optim.AdamW(self._groups(), lr=config.learning_rate)
+        self.optimizer = torch.optim.AdamW(self._groups(), lr=config.learning_rate, foreach=True)
         from transformers import get_linear_schedule_with_warmup
 
         self.scheduler = get_linear_schedule_with_warmup(
@@ -157,7 +158,7 @@ class Trainer:
             self.model.train()
             while result.steps < self.total_steps and not result.stopped_early:
                 step = result.steps
-                torch.manual_seed(config.seed * 1_000_003 + step)
+                torch.manual_seed(step_seed(config.seed, step))
                 loss_value = 0.0
                 for micro in range(config.gradient_accumulation_steps):
                     indices = self.batch_indices(step * config.gradient_accumulation_steps + micro)
@@ -249,6 +250,7 @@ class Trainer:
         if self.checkpoint_dir is None:
             raise ConfigError("resume=True needs a checkpoint folder")
         folder = self.checkpoint_dir / CHECKPOINT_NAME
+        recover_directory(folder)
         if not folder.is_dir():
             logger.info("no checkpoint in %s; starting from scratch", self.checkpoint_dir)
             return None
@@ -333,4 +335,6 @@ def language_model_loss(loaded: Any, scorer: Any, prompts: Sequence[Any], mlm_pr
                                                mlm_probability=mlm_probability)
     batch = collator([{"input_ids": row} for row in rows])
     batch = {k: v.to(scorer.device) for k, v in batch.items()}
+    if not bool((batch["labels"] != -100).any()):  # short prompts: nothing was masked, nothing to learn
+        return torch.zeros((), device=scorer.device)
     return loaded.model(**batch).loss

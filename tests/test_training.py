@@ -10,7 +10,8 @@ import torch
 
 from promptlearn import PromptClassifier
 from promptlearn.errors import ConfigError, DataError, UnknownLabelError
-from promptlearn.training import Trainer, TrainingConfig, TrainingError, freeze
+from promptlearn.errors import TrainingError
+from promptlearn.training import Trainer, TrainingConfig, freeze
 
 POSITIVE = ["good movie .", "great film .", "a good story .", "great acting .", "the actors were good .",
             "a great story .", "good fun .", "great music ."]
@@ -35,7 +36,8 @@ def _classifier(path, **options):
     ("tiny_llama_dir", "Review: {{ text }}\nSentiment: [MASK]"),
 ])
 def test_prompt_classifier_learns_a_separable_task(request, fixture, template):
-    clf = _classifier(request.getfixturevalue(fixture)).set_params(template=template)
+    # 160 steps with warm-up: every tiny model reaches 100 % for seeds 0-3 (checked); 80 steps are not enough.
+    clf = _classifier(request.getfixturevalue(fixture), epochs=40, warmup_ratio=0.1).set_params(template=template)
     before = clf.score(X, Y)
     clf.fit(X, Y)
     assert clf.score(X, Y) >= 0.95, (before, clf.training_result_.history[-3:])
@@ -44,7 +46,8 @@ def test_prompt_classifier_learns_a_separable_task(request, fixture, template):
 
 
 def test_multi_token_label_words_train(tiny_bert_dir):
-    clf = _classifier(tiny_bert_dir, verbalizer={"negative": ["terrible"], "positive": ["wonderful"]})
+    clf = _classifier(tiny_bert_dir, verbalizer={"negative": ["terrible"], "positive": ["wonderful"]}, epochs=40,
+                      warmup_ratio=0.1)
     clf.fit(X, Y)
     assert clf.score(X, Y) >= 0.95
 

@@ -1,0 +1,247 @@
+"""The benchmark runner (benchmarks/run.py) on tiny local models and a tiny synthetic LM-BFF data tree:
+the table is generated, a checksum mismatch stops the run naming the file, finished cells are not
+recomputed, and two runs give byte-identical JSON apart from the ``timing`` key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report, run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+POSITIVE = ["the movie was great", "a good film", "great acting and fun", "the story is good", "i loved the music",
+            "an excellent book", "the food was nice", "a perfect ending", "really funny and happy", "best game"]
+NEGATIVE = ["the movie was bad", "an awful film", "boring acting and dull", "the story is poor", "i hated the music",
+            "the worst book", "the food was awful", "a sad ending", "really slow and dull", "worst game"]
+
+
+def _rows(n_per_class: int, offset: int) -> list[tuple[str, int]]:
+    rows = []
+    for i in range(n_per_class):
+        rows.append((f"{NEGATIVE[(i + offset) % len(NEGATIVE)]} {i}", 0))
+        rows.append((f"{POSITIVE[(i + offset) % len(POSITIVE)]} {i}", 1))
+    return rows
+
+
+def build_data(root: Path, seeds=(13, 21)) -> Path:
+    """``root/lm-bff/k-shot/{SST-2,mr}/16-<seed>/`` (SST-2: TSV with a header; MR: CSV without) and the
+    ``checksum`` file; train and dev hold 4 examples per class, test 10."""
+    kshot = root / "lm-bff" / "k-shot"
+    sums = []
+    for task, ext in (("SST-2", "tsv"), ("mr", "csv")):
+        for seed in seeds:
+            folder = kshot / task / f"16-{seed}"
+            folder.mkdir(parents=True)
+            for split, n, offset in (("train", 4, seed), ("dev", 4, seed + 5), ("test", 5, 0)):
+                rows = _rows(n, offset)
+                if ext == "tsv":
+                    text = "sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows)
+                else:
+                    text = "".join(f"{y},{s}\n" for s, y in rows)
+                path = folder / f"{split}.{ext}"
+                path.write_text(text, encoding="utf-8")
+                sums.append(f"{hashlib.md5(text.encode()).hexdigest()}  {task}/16-{seed}/{split}.{ext}")
+    (kshot / "checksum").write_text("\n".join(sums) + "\n", encoding="utf-8")
+    return root
+
+
+def write_config(path: Path, data_root: Path, model: Path, *, name: str = "tiny", k="[2, 4]") -> Path:
+    path.write_text(f"""
+name = "{name}"
+description = "Tiny synthetic check."
+model = "{model}"
+tasks = ["sst2", "mr"]
+k = {k}
+seeds = [13, 21]
+test_limit = 8
+subset_seed = 0
+data_root = "{data_root}"
+
+[[methods]]
+name = "zero_shot"
+kind = "zero_shot"
+
+[[methods]]
+name = "zero_shot_cal"
+kind = "zero_shot"
+calibrate = true
+
+[[methods]]
+name = "pet"
+kind = "prompt"
+learning_rate = 1e-3
+max_steps = 2
+train_batch_size = 4
+eval_every = 1
+
+[[methods]]
+name = "tfidf"
+kind = "tfidf"
+
+[[methods]]
+name = "probe"
+kind = "probe"
+pooling = "mean"
+
+[[methods]]
+name = "setfit"
+kind = "setfit"
+""", encoding="utf-8")
+    return path
+
+
+def _without_timing(text: str) -> str:
+    stripped = re.sub(r'\n  "timing": \{\n.*?\n  \},?', "", text, flags=re.S)
+    assert stripped != text and '"timing"' not in stripped
+    return stripped
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory, tiny_bert_dir):
+    """One full run of the tiny config (setfit made unimportable: its cells must be skipped, not crash)."""
+    base = tmp_path_factory.mktemp("bench")
+    data = build_data(base / "data")
+    config = write_config(base / "tiny.toml", data, tiny_bert_dir)
+    results = base / "results"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "setfit", None)
+        code = run.main([str(config), "--results-dir", str(results)])
+
+        def again(*extra):
+            return run.main([str(config), "--results-dir", str(results), *extra])
+
+        yield {"code": code, "config": config, "results": results, "folder": results / "tiny", "again": again}
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*.json"))}
+
+
+def test_run_writes_cells_and_table(bench):
+    assert bench["code"] == 0
+    folder = bench["folder"]
+    files = _files(folder)
+    # zero-shot: one cell per task; trained: 2 tasks x 2 K x 2 seeds; setfit: none (skipped)
+    assert sum(f.startswith("zero_shot/") for f in files) == 2
+    assert sum(f.startswith("pet/") for f in files) == 8
+    assert {"zero_shot/sst2-k0.json", "pet/mr-k4-s21.json", "tfidf/sst2-k2-s13.json", "probe/mr-k2-s13.json"} <= set(files)
+    assert not any(f.startswith("setfit/") for f in files)
+
+    cell = json.loads(files["pet/sst2-k2-s13.json"].read_text())
+    assert cell["n_train"] == 4 and cell["n_dev"] == 4 and cell["k"] == 2 and cell["seed"] == 13
+    assert cell["n_test"] == 8 and cell["n_test_available"] == 10 and cell["test_subset_seed"] == 0
+    assert 0 <= cell["accuracy"] <= 1 and "macro_f1" in cell and cell["training"]["steps"] == 2
+    assert cell["prompt"]["template"] == "sst2/it_was" and cell["prompt"]["model_kind"] == "masked"
+    assert cell["data"]["train"]["file"] == "lm-bff/k-shot/SST-2/16-13/train.tsv"
+    assert {"torch", "transformers", "promptlearn", "scikit-learn"} <= set(cell["environment"])
+    assert cell["command"].endswith("--only pet --tasks sst2 --k 2 --seeds 13 --force")
+    assert {"seconds", "fit_seconds", "predict_seconds"} <= set(cell["timing"])
+    # floats are rounded to 6 digits
+    assert all(len(m) <= 8 for m in re.findall(r"\d+\.\d+", _without_timing(files["pet/sst2-k2-s13.json"].read_text())))
+
+    table = (folder / "table.md").read_text()
+    assert "python -m benchmarks.run" in table and "population standard deviation" in table
+    for k in (2, 4):
+        section = table.split(f"## K = {k}")[1].split("## K =")[0]
+        header = next(line for line in section.splitlines() if line.startswith("| method"))
+        assert [c.strip() for c in header.strip("|").split("|")] == ["method", "SST-2", "MR", "avg"]
+        rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| ")}
+        assert {"zero_shot", "zero_shot_cal", "pet", "tfidf", "probe", "setfit"} <= set(rows)
+        assert re.search(r"\| \d+\.\d \(\d+\.\d\) \|", rows["pet"])  # mean (std)
+        assert "skipped" in rows["setfit"]
+        assert "8 of 10" in rows["*test examples*"]
+    assert "pip install -e '.[bench]'" in table
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "matplotlib is not installed" in table
+    else:
+        assert (folder / "k_sweep.png").stat().st_size > 1000 and "(k_sweep.png)" in table
+
+    # benchmarks.report folds every table.md into RESULTS.md, links made relative to benchmarks/
+    section = "\n".join(report.runner_sections(bench["results"]))
+    assert "## tiny" in section and "| pet |" in section
+    assert ("(results/tiny/k_sweep.png)" in section) == ("(k_sweep.png)" in table)
+
+
+def test_resume_skips_finished_cells(bench, capsys):
+    files = _files(bench["folder"])
+    before = {name: p.stat().st_mtime_ns for name, p in files.items()}
+    victim = files["probe/mr-k4-s21.json"]
+    victim.unlink()
+    capsys.readouterr()
+    assert bench["again"]() == 0
+    err = capsys.readouterr().err
+    assert "ran 1," in err and "1 to run" in err
+    after = {name: p.stat().st_mtime_ns for name, p in _files(bench["folder"]).items()}
+    assert after.pop("probe/mr-k4-s21.json") and before.pop("probe/mr-k4-s21.json")
+    assert after == before  # nothing else was rewritten
+
+
+def test_two_runs_give_identical_json_apart_from_timing(bench):
+    first = {name: p.read_text() for name, p in _files(bench["folder"]).items()}
+    assert bench["again"]("--force", "--only", "zero_shot", "zero_shot_cal", "pet", "tfidf", "probe") == 0
+    second = {name: p.read_text() for name, p in _files(bench["folder"]).items()}
+    assert first.keys() == second.keys()
+    for name in first:
+        assert _without_timing(first[name]) == _without_timing(second[name]), name
+    assert any(first[n] != second[n] for n in first)  # the timing did change: the files were rewritten
+
+
+def test_checksum_mismatch_stops_before_any_cell(tmp_path, tiny_bert_dir):
+    data = build_data(tmp_path / "data")
+    bad = data / "lm-bff" / "k-shot" / "mr" / "16-21" / "test.csv"
+    bad.write_text(bad.read_text().replace("great", "grate", 1))
+    config = write_config(tmp_path / "tiny.toml", data, tiny_bert_dir, k="4")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", str(config), "--results-dir", str(tmp_path / "out"),
+                           "--only", "tfidf"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "checksum mismatch" in proc.stderr and str(bad) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_sampling_rules_and_disjoint_dev(tmp_path):
+    data = build_data(tmp_path / "data", seeds=(13,))
+    full = data / "lm-bff" / "full" / "SST-2"
+    full.mkdir(parents=True)
+    (full / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in _rows(40, 0)))
+    (full / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"dev {s}\t{y}\n" for s, y in _rows(10, 3)))
+    source = run.DataSource(data)
+    (X, y), (Xd, yd), files = source.train_dev("sst2", 32, 13)
+    assert len(y) == 64 and y.count("positive") == 32 and files["train"]["file"] == "lm-bff/full/SST-2/train.tsv"
+    assert len(yd) == 20 and yd.count("negative") == 10  # a class short of K in the dev split gives all it has
+    assert not {e["text"] for e in X} & {e["text"] for e in Xd}
+    (X, y), (Xd, yd), files = source.train_dev("sst2", 2, 13)
+    assert len(y) == len(yd) == 4 and files["dev"]["file"] == "lm-bff/k-shot/SST-2/16-13/dev.tsv"
+    assert source.train_dev("sst2", 2, 13)[0] == (X, y)  # seeded
+
+
+def test_config_errors_name_the_key(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "x"\ntasks = ["sst2"]\nepochs = 3\n[[methods]]\nname = "m"\nkind = "tfidf"\n')
+    assert run.main([str(path), "--dry-run"]) == 2
+    assert "unknown key(s) ['epochs']" in capsys.readouterr().err
+    path.write_text('name = "x"\ntasks = ["sst2"]\n[[methods]]\nname = "m"\nkind = "prompt"\nmodel = "m"\n'
+                    'learning_rat = 1e-5\n')
+    assert run.main([str(path), "--dry-run"]) == 2
+    assert "unknown parameter(s) ['learning_rat']" in capsys.readouterr().err
+
+
+def test_shipped_configs_parse():
+    configs = sorted((ROOT / "benchmarks" / "configs").glob("*.toml"))
+    assert {p.stem for p in configs} >= {"lmbff_k16_minilm", "zero_shot_smollm2", "k_sweep", "out_of_domain",
+                                         "lmbff_k16_nli"}
+    for path in configs:
+        config = run.load_config(path)
+        assert run.plan(config), path
