@@ -245,3 +245,44 @@ def test_shipped_configs_parse():
     for path in configs:
         config = run.load_config(path)
         assert run.plan(config), path
+
+
+def test_out_of_domain_finetune_and_causal_model(tmp_path, tiny_gpt2_dir, tiny_bert_dir):
+    data = build_data(tmp_path / "data", seeds=(13,))
+    config = tmp_path / "ood.toml"
+    config.write_text(f"""
+name = "ood"
+tasks = ["sst2"]
+test_tasks = ["sst2", "mr"]
+k = 4
+seeds = [13]
+data_root = "{data}"
+[model]
+default = "{tiny_gpt2_dir}"
+finetune = "{tiny_bert_dir}"
+[[methods]]
+name = "zero_shot"
+kind = "zero_shot"
+[[methods]]
+name = "pet"
+kind = "prompt"
+max_steps = 1
+train_batch_size = 4
+[[methods]]
+name = "finetune"
+kind = "finetune"
+max_steps = 1
+train_batch_size = 4
+""", encoding="utf-8")
+    assert run.main([str(config), "--results-dir", str(tmp_path / "out")]) == 0
+    folder = tmp_path / "out" / "ood"
+    assert {str(p.relative_to(folder)) for p in folder.rglob("*.json")} == {
+        "zero_shot/sst2-k0.json", "zero_shot/sst2-to-mr-k0.json", "pet/sst2-k4-s13.json", "pet/sst2-to-mr-k4-s13.json",
+        "finetune/sst2-k4-s13.json", "finetune/sst2-to-mr-k4-s13.json"}
+    cell = json.loads((folder / "pet" / "sst2-to-mr-k4-s13.json").read_text())
+    assert cell["task"] == "sst2" and cell["test_task"] == "mr" and cell["n_test"] == 10
+    assert cell["prompt"]["template"] == "sst2/review" and cell["prompt"]["model_kind"] == "causal"
+    assert cell["data"]["test"]["file"] == "lm-bff/k-shot/mr/16-13/test.csv"
+    assert json.loads((folder / "finetune" / "sst2-k4-s13.json").read_text())["model"] == str(tiny_bert_dir)
+    header = next(line for line in (folder / "table.md").read_text().splitlines() if line.startswith("| method"))
+    assert [c.strip() for c in header.strip("|").split("|")] == ["method", "SST-2", "SST-2 → MR", "avg"]
