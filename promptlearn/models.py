@@ -195,5 +195,6 @@ def _not_found_message(name: str, source: str, exc: Exception) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if Path(source).exists():
         return f"cannot load model {name!r} from {source}: {first}"
-    return (f"cannot load model {name!r}: it is not a local folder, and the Hugging Face hub did not provide it "
-            f"({first}). Offline, use a local folder, a .gguf file, or a short name such as 'smollm2'.")
+    return (f"cannot load model {name!r}: there is no folder {Path(source).expanduser().resolve()}, and the Hugging "
+            f"Face hub did not provide it as a model id ({first}). Offline, use an existing local folder, a .gguf "
+            "file, or a short name such as 'smollm2'.")
