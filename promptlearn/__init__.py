@@ -16,6 +16,7 @@ _EXPORTS = {
     "FineTuneClassifier": "baselines", "ProbeClassifier": "baselines",
     "contextual_calibration": "calibration",
     "PromptClassifier": "classifier",
+    "PromptEnsemble": "ensemble",
     "ChecksumError": "errors", "ConfigError": "errors", "DataError": "errors", "MissingFieldError": "errors",
     "ModelLoadError": "errors", "PromptlearnError": "errors", "TemplateError": "errors", "TrainingError": "errors",
     "TruncationError": "errors", "UnknownLabelError": "errors", "VerbalizerError": "errors",

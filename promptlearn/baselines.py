@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 from .artifacts import atomic_directory, atomic_write_text, read_config
-from .classifier import as_examples
+from .classifier import as_examples, soft_targets
 from .errors import ConfigError, DataError, ModelLoadError, PromptlearnError, UnknownLabelError
 from .models import _not_found_message, resolve, resolve_device
 
@@ -186,17 +186,21 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
 
     def _start_fit(self, X: Any, y: Any) -> tuple[list[list[str]], list[str], list[str], list[str]]:
         """Check the training data; returns (texts per field, labels, classes, fields)."""
+        examples = self._fit_examples(X)
+        labels = _labels(y, len(examples))
+        classes = _check_training_data(len(examples), labels)
+        fields = _resolve_fields(self.text_fields, examples)
+        return _texts(examples, fields), labels, classes, fields
+
+    def _fit_examples(self, X: Any) -> list[dict[str, Any]]:
+        """The training inputs as dicts (plain strings fill the one text field)."""
         if isinstance(self.text_fields, str):
             string_fields = [self.text_fields]
         elif self.text_fields is not None and len(self.text_fields) == 1:
             string_fields = list(self.text_fields)
         else:
             string_fields = [DEFAULT_FIELD] if self.text_fields is None else list(self.text_fields)
-        examples = _examples(X, string_fields)
-        labels = _labels(y, len(examples))
-        classes = _check_training_data(len(examples), labels)
-        fields = _resolve_fields(self.text_fields, examples)
-        return _texts(examples, fields), labels, classes, fields
+        return _examples(X, string_fields)
 
     def _inputs(self, X: Any, fields: Sequence[str] | None = None) -> list[list[str]]:
         if fields is None:
@@ -655,9 +659,13 @@ class FineTuneClassifier(_TextClassifier):
         self._check_common_params()
 
     # -- training ---------------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any, *, dev: tuple[Any, Any] | None = None, resume: bool = False) -> FineTuneClassifier:
+    def fit(self, X: Any, y: Any, *, dev: tuple[Any, Any] | None = None, resume: bool = False,
+            classes: Sequence[Any] | None = None) -> FineTuneClassifier:
         """Fine-tune every weight with cross-entropy on ``(X, y)``.
 
+        ``y``: labels, or soft targets (PET distillation): an array ``[n_examples, n_classes]`` of class
+        probabilities, trained with cross-entropy against them; ``classes`` then names its columns, in order
+        (default ``"0"``, ``"1"``, ...), and becomes ``classes_`` as given (not sorted).
         ``dev``: ``(X_dev, y_dev)`` for evaluation every ``eval_every`` steps (and at the end), early
         stopping after ``patience`` evaluations without gain, and keeping the best weights.
         ``resume``: continue from the checkpoint in ``checkpoint_dir`` (same data and parameters).
@@ -668,7 +676,22 @@ class FineTuneClassifier(_TextClassifier):
         from .training import Trainer, TrainingConfig
 
         self._check_params()
-        texts, labels, classes, fields = self._start_fit(X, y)
+        soft = soft_targets(y, len(classes) if classes is not None else None)  # None: hard labels (unchanged)
+        if soft is None:
+            if classes is not None:
+                raise ConfigError("classes= names the columns of soft targets; hard labels name their own classes")
+            texts, labels, classes, fields = self._start_fit(X, y)
+        else:
+            examples = self._fit_examples(X)
+            if len(examples) != len(soft):
+                raise DataError(f"{len(examples)} examples but {len(soft)} rows of soft targets")
+            if not examples:
+                raise DataError("no training examples")
+            classes = [str(c) for c in classes] if classes is not None else [str(i) for i in range(soft.shape[1])]
+            if len(set(classes)) != len(classes):
+                raise DataError(f"classes {classes} has duplicates; name each column of the soft targets once")
+            fields = _resolve_fields(self.text_fields, examples)
+            texts, labels = _texts(examples, fields), [classes[i] for i in soft.argmax(axis=1)]
         self.__dict__.pop("classes_", None)  # not fitted until training ends
         index = {c: i for i, c in enumerate(classes)}
         if dev is not None:
@@ -678,6 +701,8 @@ class FineTuneClassifier(_TextClassifier):
         model.to(device)
         self.model_, self.tokenizer_, self._device = model, tokenizer, device
         target = torch.as_tensor([index[label] for label in labels], device=device)
+        if soft is not None:  # cross_entropy takes class probabilities as targets too (float, [n, C])
+            target = torch.as_tensor(soft, dtype=torch.float32, device=device)
         evaluate = None
         if dev is not None:
 

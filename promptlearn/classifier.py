@@ -58,6 +58,32 @@ def as_examples(X: Any, fields: Iterable[str]) -> list[dict[str, Any]]:
     return examples
 
 
+def soft_targets(y: Any, n_classes: int | None = None) -> np.ndarray | None:
+    """``y`` as soft targets (a float array ``[n_examples, n_classes]`` of class probabilities) when it is
+    two-dimensional, else ``None`` (``y`` holds hard labels). Used by distillation (``PromptEnsemble.distill``):
+    ``fit(X, probabilities)`` trains with cross-entropy against the probabilities."""
+    if y is None or isinstance(y, (str, bytes, Mapping)):
+        return None
+    try:
+        if np.ndim(y) != 2:
+            return None
+        targets = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged or non-numeric: not soft targets; the label checks will explain
+        return None
+    if n_classes is not None and targets.shape[1] != n_classes:
+        raise DataError(f"soft targets have {targets.shape[1]} columns but there are {n_classes} classes; "
+                        "give one probability per class, in class order")
+    if targets.shape[1] < 2:
+        raise DataError(f"soft targets need one column per class (at least two), got shape {targets.shape}")
+    if not np.isfinite(targets).all() or (targets < 0).any():
+        raise DataError("soft targets must be finite, non-negative class probabilities")
+    sums = targets.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-4):
+        worst = int(np.abs(sums - 1.0).argmax())
+        raise DataError(f"soft targets must sum to 1 over the classes; row {worst} sums to {sums[worst]:.6g}")
+    return targets / sums[:, None]
+
+
 def _spec_key(spec: Any) -> Any:
     """A cache key that changes when a template/verbalizer spec changes (dicts compared by content)."""
     if isinstance(spec, (str, os.PathLike)):
@@ -240,6 +266,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             resume: bool = False) -> PromptClassifier:
         """Prompt-based fine-tuning: cross-entropy over the verbalizer's class scores (PET / LM-BFF).
 
+        ``y``: labels (class names or indices), or soft targets: an array ``[n_examples, n_classes]`` of class
+        probabilities in ``classes_`` order (PET distillation), trained with cross-entropy against them.
         ``unlabeled``: examples for the auxiliary language-model loss (with ``mlm_weight > 0``).
         ``dev``: ``(X_dev, y_dev)`` for evaluation every ``eval_every`` steps, early stopping and keeping
         the best weights. ``resume``: continue from the checkpoint in ``checkpoint_dir``.
@@ -251,11 +279,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
         template, verbalizer = self.template_, self.verbalizer_
         examples = as_examples(X, template.fields)
-        labels = verbalizer.label_indices(y)
+        soft = soft_targets(y, len(verbalizer))  # None: hard labels (the unchanged path)
+        labels = verbalizer.label_indices(y) if soft is None else list(soft.argmax(axis=1))
         if len(labels) != len(examples):
             raise DataError(f"{len(examples)} examples but {len(labels)} labels")
         missing = [c for i, c in enumerate(verbalizer.classes) if i not in set(labels)]
-        if missing:
+        if missing and soft is None:  # soft targets give every class some probability mass
             raise DataError(f"no training example for class(es) {missing}; every class needs at least one")
         prompts = [template.render(example) for example in examples]
         dev_prompts, dev_labels = None, None
@@ -271,6 +300,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         loaded, scorer = self.model_, self.scorer_
         freeze(loaded.model, self.trainable)
         target = torch.as_tensor(labels, device=scorer.device)
+        if soft is not None:  # cross_entropy takes class probabilities as targets too (float, [n, C])
+            target = torch.as_tensor(soft, dtype=torch.float32, device=scorer.device)
         weight = float(self.mlm_weight)
 
         def loss_fn(indices: list[int]) -> torch.Tensor:

@@ -32,6 +32,10 @@ EPILOG_TRAIN = """examples:
       --output runs/sst2-13 --learning-rate 1e-4 --max-steps 200 --eval-every 20
   promptlearn evaluate --model-dir runs/sst2-13 --data ../shared/data/lm-bff/k-shot/SST-2/16-13
   promptlearn train ... --output runs/sst2-13 --resume        # after an interruption
+  promptlearn train --model ./my-mlm --template sst2/it_was --template sst2/review --ensemble weighted \\
+      --data ../shared/data/lm-bff/k-shot/SST-2/16-13 --output runs/sst2-pet --max-steps 200
+  promptlearn train ... --template A --template B --unlabeled unlabelled.csv --ipet-generations 2 --distill \\
+      --student finetune --output runs/ipet-student     # iPET, then distil into one sequence classifier
 """
 
 EPILOG_EVALUATE = """examples:
@@ -41,19 +45,23 @@ EPILOG_EVALUATE = """examples:
 """
 
 
-def _add_prompt_options(parser: argparse.ArgumentParser, *, template_required: bool = True) -> None:
+def _add_prompt_options(parser: argparse.ArgumentParser, *, template_required: bool = True,
+                        repeatable: bool = False) -> None:
     group = parser.add_argument_group("model and prompt")
     group.add_argument("--model", default="smollm2",
                        help="hub id, local folder, .gguf file, or short name: smollm2 (default, packaged), "
                             "gemma3-270m (optional package)")
     group.add_argument("--gguf-file", help="GGUF file inside --model's folder")
-    group.add_argument("--template", required=template_required,
+    group.add_argument("--template", required=template_required, action="append" if repeatable else "store",
                        help="template file (.j2), shipped name task/name (e.g. sst2/it_was; see `promptlearn "
                             "templates`), or Jinja text containing [MASK]"
-                            + ("" if template_required else " (required unless --model-dir)"))
-    group.add_argument("--verbalizer",
+                            + ("" if template_required else " (required unless --model-dir)")
+                            + ("; repeat it for an ensemble" if repeatable else ""))
+    group.add_argument("--verbalizer", action="append" if repeatable else "store",
                        help="verbalizer file (.json or 'label: word, word' text), or shipped name (e.g. sst2); "
-                            "default for a shipped template task/name: task_name, else task")
+                            "default for a shipped template task/name: task_name, else task"
+                            + ("; with several --template: one for all, or one per template in the same order"
+                               if repeatable else ""))
     group.add_argument("--shorten", action="append", metavar="FIELD",
                        help="field that truncation may shorten (repeatable; default: every field)")
     scoring = parser.add_argument_group("scoring")
@@ -127,13 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Fine-tune the model through the prompt: cross-entropy over the "
                                             "verbalizer's class scores (PET / LM-BFF), then save the classifier.",
                                 epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_prompt_options(train)
+    _add_prompt_options(train, repeatable=True)
     _add_data_options(train)
     inputs = train.add_argument_group("training data")
     inputs.add_argument("--data", help="LM-BFF k-shot folder or task name (sst2, sst2:21): its train and dev splits")
     inputs.add_argument("--train", help="labelled training file (CSV / TSV / JSONL)")
     inputs.add_argument("--dev", help="labelled dev file for model selection (default with --data: its dev split)")
-    inputs.add_argument("--unlabeled", help="unlabelled examples for the auxiliary LM loss (--mlm-weight)")
+    inputs.add_argument("--unlabeled", help="unlabelled examples (file): for --distill and --ipet-generations, and "
+                                            "the auxiliary LM loss (--mlm-weight)")
     inputs.add_argument("--label-column", default="label", help="label column of the files (default: label)")
     inputs.add_argument("--output", required=True, help="folder to save the trained classifier in")
     inputs.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
@@ -156,6 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.add_argument("--eval-every", type=_positive_int, help="evaluate on dev every N steps (default: at the end)")
     hyper.add_argument("--patience", type=_positive_int, help="stop after N evaluations without dev gain")
     hyper.add_argument("--seed", type=int, default=0, help="seed of data order, dropout and masking (default 0)")
+    several = train.add_argument_group("ensembles (several --template), distillation and iPET (PET)")
+    several.add_argument("--ensemble", choices=("mean", "log_mean", "weighted", "vote"),
+                         help="how the prompts' predictions combine: mean probability, mean log-probability, "
+                              "weighted by each prompt's accuracy on the training data before training (PET), or "
+                              "majority vote (default with several --template: mean); saves a PromptEnsemble")
+    several.add_argument("--distill", action="store_true",
+                         help="label --unlabeled with the ensemble's soft targets and train one --student on them; "
+                              "--output then holds the student")
+    several.add_argument("--student", choices=("finetune", "prompt"), default="finetune",
+                         help="distilled model: a sequence classifier on --model (default) or a prompt classifier "
+                              "with the first --template")
+    several.add_argument("--temperature", type=float, default=2.0,
+                         help="soft targets = softmax(ensemble log-probabilities / T) (default 2, as PET)")
+    several.add_argument("--ipet-generations", type=int, default=0, metavar="N",
+                         help="iPET generations after PET: each prompt is retrained on the labelled data plus "
+                              "--unlabeled examples labelled by the other prompts, 5x more per generation")
     train.set_defaults(run=run_train)
 
     adapt = commands.add_parser(
@@ -258,6 +283,17 @@ def _classifier(args: argparse.Namespace, **training: Any) -> Any:
     from .classifier import PromptClassifier
 
     if getattr(args, "model_dir", None):
+        from .ensemble import PromptEnsemble, saved_class
+
+        saved = saved_class(args.model_dir)
+        if saved is PromptEnsemble:
+            ensemble = PromptEnsemble.load(args.model_dir, batch_size=args.batch_size, device=args.device,
+                                           show_progress=None)
+            return ensemble.set_params(calibrate_members=args.calibrate or ensemble.calibrate_members)
+        if saved is not PromptClassifier:  # a distilled student (FineTuneClassifier) or a probe
+            if args.calibrate:
+                raise PromptlearnError(f"--calibrate needs a prompt, but {args.model_dir} holds a {saved.__name__}")
+            return saved.load(args.model_dir, batch_size=args.batch_size, device=args.device, show_progress=None)
         classifier = PromptClassifier.load(args.model_dir, batch_size=args.batch_size, device=args.device,
                                            show_progress=None)
         return classifier.set_params(calibrate=args.calibrate or classifier.calibrate)
@@ -350,8 +386,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     columns = _columns(args.column)
     _check_output_path(args.output)
     classifier = _classifier(args)
-    classifier.template_
-    verbalizer = classifier.verbalizer_
+    from .classifier import PromptClassifier
+
+    prompt = isinstance(classifier, PromptClassifier)  # else a saved ensemble or distilled student (--model-dir)
+    if prompt:
+        classifier.template_
+        verbalizer = classifier.verbalizer_
     examples, labels = load_data(args.data, args.split, columns=columns, label_column=args.label_column, fmt=args.fmt)
     if labels is None:
         raise PromptlearnError(f"{args.data} has no labels (looked for column {args.label_column!r}); "
@@ -362,16 +402,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
     subset = bool(args.limit) and args.limit < total
     if subset:
         examples, labels = subsample(examples, labels, args.limit, args.seed)
-    truth = verbalizer.label_indices(labels)
+    if prompt:
+        truth = verbalizer.label_indices(labels)
+    else:
+        truth = (classifier.label_indices(labels) if hasattr(classifier, "label_indices")
+                 else classifier._label_indices(labels))
     start = time.perf_counter()
-    probabilities = classifier.predict_proba(examples)
+    if hasattr(classifier, "predict_with_proba"):  # an ensemble: vote ties are broken by the mean probability
+        predicted, probabilities = classifier.predict_with_proba(examples)
+    else:
+        probabilities = classifier.predict_proba(examples)
+        predicted = probabilities.argmax(axis=1)
     seconds = time.perf_counter() - start
-    report = classification_report(truth, probabilities.argmax(axis=1), verbalizer.classes)
+    report = classification_report(truth, predicted, list(classifier.classes_))
+    members = getattr(classifier, "members", [])  # an ensemble's
     report.update({
         "data": str(args.data), "split": args.split, "n_examples": len(examples), "n_available": total,
         "subset_seed": args.seed if subset else None, "model": args.model_dir or args.model,
-        "template": classifier.template_.source,
-        "verbalizer": verbalizer.to_dict(), "calibrate": args.calibrate, "seconds": round(seconds, 2),
+        "template": (classifier.template_.source if prompt
+                     else [m.template_.source for m in members if hasattr(m, "template_")] or None),
+        "verbalizer": (verbalizer.to_dict() if prompt
+                       else [m.verbalizer_.to_dict() for m in members if hasattr(m, "verbalizer_")] or None),
+        "calibrate": args.calibrate, "seconds": round(seconds, 2),
         "examples_per_second": round(len(examples) / seconds, 2) if seconds > 0 else None,
     })
     print(format_report(report))
@@ -392,6 +444,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise PromptlearnError(f"--output {output} is a file, not a folder")
     if bool(args.data) == bool(args.train):
         raise PromptlearnError("give the training data with --data (an LM-BFF folder or task) or --train FILE")
+    prompts = _ensemble_prompts(args)  # None: one prompt (args.template / args.verbalizer become plain strings)
     columns = _columns(args.column)
     options = dict(columns=columns, label_column=args.label_column, fmt=args.fmt)
     if args.data:
@@ -404,12 +457,10 @@ def run_train(args: argparse.Namespace) -> int:
         raise PromptlearnError(f"the training and dev data need labels (column {args.label_column!r})")
     unlabeled = read_examples(args.unlabeled, columns=columns, label_column=None, fmt=args.fmt)[0] \
         if args.unlabeled else None
-    classifier = _classifier(args, learning_rate=args.learning_rate, epochs=args.epochs, max_steps=args.max_steps,
-                             train_batch_size=args.train_batch_size,
-                             gradient_accumulation_steps=args.gradient_accumulation, warmup_ratio=args.warmup_ratio,
-                             weight_decay=args.weight_decay, trainable=args.trainable, mlm_weight=args.mlm_weight,
-                             eval_every=args.eval_every, patience=args.patience, checkpoint_dir=str(output),
-                             seed=args.seed)
+    if prompts is not None:
+        return _train_ensemble(args, prompts, output, (train_x, train_y),
+                               (dev_x, dev_y) if dev_x is not None else None, unlabeled)
+    classifier = _classifier(args, checkpoint_dir=str(output), **_training_options(args))
     classifier.template_, classifier.verbalizer_  # validate before loading the model
     start = time.perf_counter()
     classifier.fit(train_x, train_y, unlabeled=unlabeled,
@@ -423,6 +474,91 @@ def run_train(args: argparse.Namespace) -> int:
                "stopped_early": result.stopped_early}
     print(json.dumps(summary))
     return 0
+
+
+def _training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """PromptClassifier's training parameters from `promptlearn train`'s options."""
+    return dict(learning_rate=args.learning_rate, epochs=args.epochs, max_steps=args.max_steps,
+                train_batch_size=args.train_batch_size, gradient_accumulation_steps=args.gradient_accumulation,
+                warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, trainable=args.trainable,
+                mlm_weight=args.mlm_weight, eval_every=args.eval_every, patience=args.patience, seed=args.seed)
+
+
+def _ensemble_prompts(args: argparse.Namespace) -> list[tuple[str, str | None]] | None:
+    """(template, verbalizer) of every prompt of an ensemble run (several --template, --ensemble, --distill or
+    --ipet-generations), checked before any data or model is loaded; None for a single-prompt run, whose
+    args.template / args.verbalizer then become the plain strings the other commands use."""
+    templates, verbalizers = list(args.template), list(args.verbalizer or [])
+    if len(verbalizers) not in (0, 1, len(templates)):
+        raise PromptlearnError(f"{len(templates)} --template but {len(verbalizers)} --verbalizer: give one "
+                               "verbalizer for every template, or one per template in the same order")
+    if not (len(templates) > 1 or args.ensemble or args.distill or args.ipet_generations):
+        args.template, args.verbalizer = templates[0], (verbalizers[0] if verbalizers else None)
+        return None
+    if args.resume:
+        raise PromptlearnError("--resume continues a single-prompt run; ensembles, distillation and iPET start "
+                               "over (pass --overwrite)")
+    if (args.distill or args.ipet_generations) and not args.unlabeled:
+        raise PromptlearnError("--distill and --ipet-generations need unlabelled examples: --unlabeled FILE")
+    if args.ipet_generations < 0:
+        raise PromptlearnError(f"--ipet-generations must be >= 0, got {args.ipet_generations}")
+    if args.ipet_generations and len(templates) < 2:
+        raise PromptlearnError("iPET needs at least two prompts: repeat --template")
+    if not args.temperature > 0:
+        raise PromptlearnError(f"--temperature must be > 0, got {args.temperature}")
+    if len(verbalizers) <= 1:
+        verbalizers = verbalizers * len(templates) or [None] * len(templates)
+    return [(t, v or default_verbalizer(t)) for t, v in zip(templates, verbalizers)]
+
+
+def _train_ensemble(args: argparse.Namespace, prompts: list[tuple[str, str | None]], output: Path,
+                    train: tuple[Any, Any], dev: tuple[Any, Any] | None, unlabeled: Any) -> int:
+    """PET with several prompts (a PromptEnsemble), optionally iPET, optionally distilled into one student."""
+    from .ensemble import PromptEnsemble
+
+    def prompt_classifier(template: str, verbalizer: str | None) -> Any:
+        member = _classifier(argparse.Namespace(**{**vars(args), "template": template, "verbalizer": verbalizer}),
+                             **_training_options(args))
+        member.template_, member.verbalizer_  # validate before loading the model
+        return member
+
+    members = [prompt_classifier(template, verbalizer) for template, verbalizer in prompts]
+    ensemble = PromptEnsemble(members, combine=args.ensemble or "mean", ipet_generations=args.ipet_generations,
+                              seed=args.seed)
+    student = None
+    if args.distill:
+        student = prompt_classifier(*prompts[0]) if args.student == "prompt" else _finetune_student(args)
+    start = time.perf_counter()
+    ensemble.fit(*train, unlabeled=unlabeled, dev=dev)
+    summary: dict[str, Any] = {
+        "output": str(output), "train_examples": len(train[0]), "members": len(members), "ensemble": ensemble.combine,
+        "weights": [round(float(w), 6) for w in ensemble.weights_],
+        "steps": [getattr(getattr(m, "training_result_", None), "steps", None) for m in ensemble.members_],
+        "dev_accuracy": ensemble.score(*dev) if dev is not None else None,
+    }
+    if args.ipet_generations:
+        summary["ipet_train_sizes"] = [generation["train_sizes"] for generation in ensemble.ipet_history_]
+    if student is not None:
+        student = ensemble.distill(unlabeled, student, temperature=args.temperature, dev=dev)
+        student.save(output, overwrite=True)
+        summary.update(student=type(student).__name__, distilled_examples=len(unlabeled),
+                       student_dev_accuracy=student.score(*dev) if dev is not None else None)
+    else:
+        ensemble.save(output, overwrite=True)
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(summary))
+    return 0
+
+
+def _finetune_student(args: argparse.Namespace) -> Any:
+    """The distilled sequence classifier: --model with a new head, trained with the same hyper-parameters."""
+    from .baselines import FineTuneClassifier
+
+    options = {k: v for k, v in _training_options(args).items() if k not in ("trainable", "mlm_weight")}
+    if args.max_length:
+        options["max_length"] = args.max_length
+    return FineTuneClassifier(args.model, batch_size=args.batch_size, device=args.device, show_progress=None,
+                              **options)
 
 
 def run_adapt(args: argparse.Namespace) -> int:
