@@ -23,6 +23,7 @@ _EXPORTS = {
     "WrongModelKindError": "errors",
     "LoadedModel": "models", "load_model": "models",
     "CausalLMScorer": "scorer", "MaskedLMScorer": "scorer", "make_scorer": "scorer",
+    "Candidate": "search", "PromptSearch": "search", "SearchResult": "search", "write_results": "search",
     "Prompt": "template", "Segment": "template", "Template": "template",
     "Trainer": "training", "TrainingConfig": "training",
     "Verbalizer": "verbalizer",

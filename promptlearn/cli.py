@@ -244,6 +244,87 @@ def build_parser() -> argparse.ArgumentParser:
                                      "jobs, 1 can be many times faster")
     adapt.set_defaults(run=run_adapt)
 
+    search = commands.add_parser(
+        "search", help="find templates and label words automatically from a few labelled examples",
+        description="Search for prompts (templates and label words) with the model itself, offline;\n"
+                    "every candidate is scored on the dev examples.\n\n"
+                    "methods (--method):\n"
+                    "  labels      label words for one template (--template, default '{{ text }} It was [MASK].'):\n"
+                    "              LM-BFF (each class's words with the highest summed log-probability at the\n"
+                    "              mask over its training examples, combinations pruned by dev accuracy) and\n"
+                    "              PETAL (words ranked by the likelihood ratio p(word | class) / p(word | all))\n"
+                    "  infill      templates: a seed pool of patterns plus templates the model writes around\n"
+                    "              the label word (a masked LM fills blanks: '<text> _ _ great _'); a causal LM\n"
+                    "              cannot fill blanks, so it writes the words between the text and the label\n"
+                    "              word instead (templates ending with [MASK])\n"
+                    "  autoprompt  templates with trigger words found by AutoPrompt's gradient-guided HotFlip\n"
+                    "              search on the frozen model ('<text> w1 w2 w3 [MASK].')\n"
+                    "  all         labels, then infill and autoprompt with the best label words, then label\n"
+                    "              words again for the best two new templates (the default)\n"
+                    "infill and autoprompt use --verbalizer's words, or the best found by a label search first.\n\n"
+                    "Scoring: zero-shot and calibrated dev accuracy for every candidate, then short prompt-based\n"
+                    "fine-tuning (--train-steps) of the best --n-templates and their dev accuracy. The budget\n"
+                    "(--budget-minutes, model loading not counted) is checked between candidates; template\n"
+                    "generation stops at 60% of it when training follows. Output in --out: templates/TASK/N.j2,\n"
+                    "verbalizers/TASK_N.json (N = rank), report.md and report.json (every candidate, ranked).",
+        epilog="examples:\n"
+               "  promptlearn search --model models/minilm-mlm --data ../shared/data/lm-bff/k-shot/SST-2/16-13 "
+               "--out search/sst2\n"
+               "  promptlearn search --model ./my-roberta --train train.csv --dev dev.csv --out search/reviews "
+               "--task-name reviews --method labels --template \"{{ text }} All in all, it was [MASK].\"\n"
+               "  promptlearn search --model smollm2 --data sst2 --out search/sst2-causal --method infill "
+               "--verbalizer sst2 --budget-minutes 5\n"
+               "  promptlearn evaluate --model ./my-roberta --template search/sst2/templates/sst2/1.j2 "
+               "--verbalizer search/sst2/verbalizers/sst2_1.json --data sst2\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    search_model = search.add_argument_group("model")
+    search_model.add_argument("--model", default="smollm2",
+                              help="masked or causal LM: hub id, local folder, .gguf file or short name "
+                                   "(default smollm2)")
+    search_model.add_argument("--gguf-file", help="GGUF file inside --model's folder")
+    search_model.add_argument("--batch-size", type=_positive_int, default=16,
+                              help="examples per forward pass (default 16)")
+    search_model.add_argument("--max-length", type=_positive_int, help="token budget of one prompt")
+    search_model.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
+    search_model.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)")
+    _add_data_options(search)
+    search_data = search.add_argument_group("labelled examples")
+    search_data.add_argument("--data", help="LM-BFF k-shot folder or task name (sst2, sst2:21): its train and dev "
+                                            "splits")
+    search_data.add_argument("--train", help="labelled training file (CSV / TSV / JSONL)")
+    search_data.add_argument("--dev", help="labelled dev file the candidates are scored on (with --data: default "
+                                           "its dev split); it needs at least two classes")
+    search_data.add_argument("--label-column", default="label", help="label column of the files (default: label)")
+    search_options = search.add_argument_group("search")
+    search_options.add_argument("--method", choices=("all", "labels", "infill", "autoprompt"), default="all",
+                                help="what to search (see above; default all)")
+    search_options.add_argument("--template", help="fixed template for label search (file, shipped name or Jinja "
+                                                   "text); default '{{ text }} It was [MASK].'")
+    search_options.add_argument("--verbalizer", help="fixed label words for template search (file or shipped name); "
+                                                     "default: the best found by label search")
+    search_options.add_argument("--n-templates", type=_positive_int, default=3,
+                                help="how many prompts to write out (and train briefly; default 3)")
+    search_options.add_argument("--budget-minutes", type=float, default=10.0,
+                                help="wall-clock budget of the search (default 10)")
+    search_options.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    search_options.add_argument("--top-k-words", type=_positive_int, default=10,
+                                help="label search: candidate words per class (default 10)")
+    search_options.add_argument("--triggers", type=_positive_int, default=3,
+                                help="autoprompt: number of trigger words (default 3)")
+    search_options.add_argument("--autoprompt-iterations", type=int, default=8,
+                                help="autoprompt: HotFlip swaps tried (default 8)")
+    search_options.add_argument("--train-steps", type=int, default=30,
+                                help="short prompt-based fine-tuning of the top candidates, in steps "
+                                     "(default 30; 0: zero-shot scores only)")
+    search_options.add_argument("--learning-rate", type=float, default=1e-4,
+                                help="learning rate of that training (default 1e-4)")
+    search_output = search.add_argument_group("output")
+    search_output.add_argument("--out", required=True, help="folder for the templates, verbalizers and reports")
+    search_output.add_argument("--task-name", help="names the files (default: from --data, else 'task')")
+    search_output.add_argument("--overwrite", action="store_true",
+                               help="replace an earlier search's files in --out")
+    search.set_defaults(run=run_search)
+
     templates = commands.add_parser("templates", help="list the shipped templates and verbalizers",
                                     description="List the shipped templates (task/name) and verbalizers.")
     templates.set_defaults(run=run_list)
@@ -592,6 +673,72 @@ def run_adapt(args: argparse.Namespace) -> int:
               for key, count, label in (("head", "head_steps", "head"), ("full", "steps", "all weights"))
               if summary[count]]
     print(f"wrote {args.output}: {'; '.join(phases)}; {summary['seconds']} s in all", file=sys.stderr)
+    return 0
+
+
+def _search_task_name(args: argparse.Namespace) -> str:
+    import re
+
+    from .data import task_id
+
+    if args.task_name:
+        return args.task_name
+    if args.data:
+        path = Path(args.data)
+        for candidate in ((path.parent.name, path.name) if path.is_dir() else (args.data.split(":")[0],)):
+            try:
+                return task_id(candidate)
+            except PromptlearnError:
+                continue
+        return re.sub(r"[^A-Za-z0-9_\-]+", "_", path.name) or "task"
+    return "task"
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from .data import load_data
+    from .search import PromptSearch
+    from .search.results import check_task_name
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PromptlearnError(f"--out {out} is a file, not a folder")
+    if (out / "report.json").exists() and not args.overwrite:
+        raise PromptlearnError(f"--out {out} already holds a search report; pass --overwrite to replace it")
+    if bool(args.data) == bool(args.train):
+        raise PromptlearnError("give the labelled examples with --data (an LM-BFF folder or task) or --train FILE")
+    if args.train and not args.dev:
+        raise PromptlearnError("--dev FILE is required with --train: the search scores its candidates on it")
+    if args.budget_minutes < 0:
+        raise PromptlearnError(f"--budget-minutes must be >= 0, got {args.budget_minutes}")
+    task = check_task_name(_search_task_name(args))
+    options = dict(columns=_columns(args.column), label_column=args.label_column, fmt=args.fmt)
+    train_x, train_y = load_data(args.data or args.train, "train", **options)
+    dev_x, dev_y = load_data(args.dev, "test", **options) if args.dev else load_data(args.data, "dev", **options)
+    if train_y is None or dev_y is None:
+        raise PromptlearnError(f"the training and dev data need labels (column {args.label_column!r})")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    search = PromptSearch(
+        model=args.model, gguf_file=args.gguf_file, device=args.device, batch_size=args.batch_size,
+        max_length=args.max_length, method=args.method, template=args.template, verbalizer=args.verbalizer,
+        n_templates=args.n_templates, budget_minutes=args.budget_minutes, seed=args.seed,
+        top_k_words=args.top_k_words, n_triggers=args.triggers, autoprompt_iterations=args.autoprompt_iterations,
+        train_steps=args.train_steps, learning_rate=args.learning_rate, show_progress=None)
+    print(f"searching prompts ({args.method}) for {task} with {args.model} on {len(train_x)} training and "
+          f"{len(dev_x)} dev examples, budget {args.budget_minutes:g} min", file=sys.stderr)
+    search.fit(train_x, train_y, dev=(dev_x, dev_y))
+    search.write(out, task_name=task, overwrite=args.overwrite)
+    result = search.result_
+    print(f"{len(result.candidates)} candidates scored in {result.seconds:.1f} s; best {args.n_templates} in {out}:")
+    for rank, candidate in enumerate(result.best(args.n_templates), start=1):
+        trained = f"  trained {100 * candidate.trained:.1f}" if candidate.trained is not None else ""
+        words = "; ".join(f"{c}: {', '.join(w)}" for c, w in candidate.label_words.items())
+        print(f"{rank}. zero-shot {100 * candidate.zero_shot:.1f}  calibrated {100 * candidate.calibrated:.1f}"
+              f"{trained}  {json.dumps(candidate.template, ensure_ascii=False)}  ({words})")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

@@ -457,6 +457,23 @@ class MaskedLMScorer(Scorer):
                         next_round.append((p, w, filled, start, tokens))
             pending = next_round
 
+    def vocabulary_log_probs(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+        """log p(token | prompt) over the whole vocabulary at each prompt's (single) mask, ``[N, V]``.
+
+        Float32 on the CPU, batched, without gradients; for label-word and template search.
+        """
+        result = None
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].text))
+        with torch.inference_mode():
+            for chunk in self._batches(order, "vocabulary"):
+                encoded = self._rows([prompts[i] for i in chunk], [(k, 1) for k in range(len(chunk))], chunk)
+                ids, attention = self._pad(encoded)
+                cols = [row.index(self.tokenizer.mask_token_id) for row in encoded]
+                log_probs, _ = self._log_probs_at({"input_ids": ids, "attention_mask": attention},
+                                                  list(range(len(chunk))), cols)
+                result = _fill_rows(result, len(prompts), chunk, log_probs)
+        return result if result is not None else torch.zeros((0, _vocabulary_size(self.model)))
+
 
 class CausalLMScorer(Scorer):
     """Scores each label word as the continuation of the text before ``[MASK]`` with an ``AutoModelForCausalLM``."""
@@ -538,6 +555,42 @@ class CausalLMScorer(Scorer):
         token_lp = log_probs[torch.arange(len(rows), device=log_probs.device), targets]
         pair_of_token = torch.as_tensor(rows, device=token_lp.device)
         return torch.zeros(len(part), dtype=token_lp.dtype, device=token_lp.device).index_add(0, pair_of_token, token_lp)
+
+    def vocabulary_log_probs(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+        """log p(next token | text before ``[MASK]``) over the whole vocabulary, ``[N, V]``.
+
+        The space before the mask belongs to the next token (`` great``), as in :meth:`word_log_probs`.
+        Float32 on the CPU, batched, without gradients; for label-word and template search.
+        """
+        result = None
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].text))
+        with torch.inference_mode():
+            for chunk in self._batches(order, "vocabulary"):
+                pieces = [self._prefix_pieces(prompts[i]) for i in chunk]
+                prefixes = self._encode(pieces, [self.max_length] * len(chunk), True, [f"example {i}" for i in chunk])
+                if any(not ids for ids in prefixes) and self._start_token is None:
+                    raise TemplateError("a causal LM needs text before [MASK], and this tokenizer has no BOS/EOS "
+                                        "token to start from; put the mask at the end of the template")
+                prefixes = [ids or [self._start_token] for ids in prefixes]
+                ids, attention = self._pad(prefixes)
+                log_probs, _ = self._log_probs_at({"input_ids": ids, "attention_mask": attention, "use_cache": False},
+                                                  list(range(len(chunk))), [len(p) - 1 for p in prefixes])
+                result = _fill_rows(result, len(prompts), chunk, log_probs)
+        return result if result is not None else torch.zeros((0, _vocabulary_size(self.model)))
+
+
+def _vocabulary_size(model: Any) -> int:
+    """The width of the model's logits (its output embedding rows)."""
+    weight = getattr(model.get_output_embeddings(), "weight", None)
+    return int(weight.shape[0]) if weight is not None else int(model.config.vocab_size)
+
+
+def _fill_rows(result: torch.Tensor | None, n: int, chunk: list[int], log_probs: torch.Tensor) -> torch.Tensor:
+    """Put a batch's ``[B, V]`` log-probabilities at rows ``chunk`` of an ``[n, V]`` result (made on first use)."""
+    if result is None:
+        result = torch.zeros((n, log_probs.shape[1]))
+    result[chunk] = log_probs.float().cpu()
+    return result
 
 
 def make_scorer(kind: str, model: Any, tokenizer: Any, *, multi_token: str = "parallel", after_mask: str = "drop",
