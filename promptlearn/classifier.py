@@ -206,7 +206,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         where = f"model object {type(self.model).__name__}"
         kind = detect_kind(self.model.config, where)
         prepare_tokenizer(self.tokenizer, kind, where)
-        self.model.to(resolve_device(self.device))
+        if self.device:  # a model object stays where the caller put it unless a device is asked for
+            self.model.to(resolve_device(self.device))
         self.model.eval()
         return LoadedModel(self.model, self.tokenizer, kind, getattr(self.model, "name_or_path", "") or where)
 
