@@ -19,10 +19,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .artifacts import atomic_directory, atomic_write_text, read_config
 from .calibration import CONTENT_FREE, content_free_examples, content_free_prior, contextual_calibration, log_normalize
-from .errors import DataError, PromptlearnError
+from .errors import ChatTemplateError, ConfigError, DataError, DemonstrationError, PromptlearnError
 from .models import LoadedModel, detect_kind, load_model, prepare_tokenizer, resolve_device
 from .scorer import Scorer, make_scorer
-from .template import Template
+from .template import Prompt, Template
 from .verbalizer import Verbalizer
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,21 @@ def soft_targets(y: Any, n_classes: int | None = None) -> np.ndarray | None:
     return targets / sums[:, None]
 
 
+class _Same:
+    """A cache-key element equal only to a key holding the very same object (e.g. a demonstration pool)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+
 def _spec_key(spec: Any) -> Any:
     """A cache key that changes when a template/verbalizer spec changes (dicts compared by content)."""
     if isinstance(spec, (str, os.PathLike)):
@@ -118,6 +133,16 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     training; the best dev accuracy's weights are kept); ``checkpoint_dir`` and ``checkpoint_every``
     (atomic checkpoints, by default at every evaluation and at the end, for ``fit(..., resume=True)``);
     ``seed``.
+
+    In-context demonstrations (:mod:`promptlearn.demonstrations`): ``demos`` (per class; 0: none) labelled
+    examples from ``demo_pool`` (``(X, y)``; by default :meth:`fit`'s training data), rendered with the same
+    template and their class's first label word: after the example for a masked LM (LM-BFF), before it for a
+    causal LM (a k-shot prompt, joined by ``demo_separator``). ``demo_selection``: ``random``, ``balanced``
+    or ``similar`` (by cosine similarity of ``demo_encoder``'s sentence embeddings, ``minilm`` by default);
+    ``demo_sets`` sets drawn with different seeds are ensembled (mean class log-probability). ``seed`` seeds
+    the draws. ``chat_template``: wrap the prompt in the tokenizer's chat template as a user message (causal
+    instruct models); the label word starts the assistant's reply. :meth:`fit` trains with demonstrations
+    drawn from the pool at every step (never the example itself).
     """
 
     def __init__(self, model: Any = "smollm2", template: Any = None, verbalizer: Any = None, *,
@@ -129,7 +154,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                  max_steps: int | None = None, train_batch_size: int = 8, gradient_accumulation_steps: int = 1,
                  warmup_ratio: float = 0.0, weight_decay: float = 0.01, trainable: str = "all",
                  mlm_weight: float = 0.0, eval_every: int | None = None, patience: int | None = None,
-                 checkpoint_dir: str | None = None, checkpoint_every: int | None = None, seed: int = 0) -> None:
+                 checkpoint_dir: str | None = None, checkpoint_every: int | None = None, seed: int = 0,
+                 demos: int = 0, demo_pool: Any = None, demo_selection: str = "random", demo_sets: int = 1,
+                 demo_separator: str | None = None, chat_template: bool = False, demo_encoder: Any = "minilm") -> None:
         self.model = model
         self.template = template
         self.verbalizer = verbalizer
@@ -160,6 +187,13 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.seed = seed
+        self.demos = demos
+        self.demo_pool = demo_pool
+        self.demo_selection = demo_selection
+        self.demo_sets = demo_sets
+        self.demo_separator = demo_separator
+        self.chat_template = chat_template
+        self.demo_encoder = demo_encoder
 
     # -- resolved configuration ----------------------------------------------------------------
     @property
@@ -224,18 +258,171 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             self._prior_cache = None
         return self._scorer_cache
 
+    # -- demonstrations and chat templates ---------------------------------------------------------
+    def _uses_context(self) -> bool:
+        """Whether prompts get demonstrations or a chat template (else the plain, unchanged path)."""
+        if isinstance(self.demos, bool) or not isinstance(self.demos, (int, np.integer)) or self.demos < 0:
+            raise ConfigError(f"demos must be a number of demonstrations per class >= 0, got {self.demos!r}")
+        if isinstance(self.demo_sets, bool) or not isinstance(self.demo_sets, (int, np.integer)) or self.demo_sets < 1:
+            raise ConfigError(f"demo_sets must be >= 1, got {self.demo_sets!r}")
+        return self.demos > 0 or bool(self.chat_template)
+
+    def _pool(self) -> Any:
+        """The demonstration pool in use: ``demo_pool``, else the training data of :meth:`fit`."""
+        return self.demo_pool if self.demo_pool is not None else getattr(self, "demo_pool_", None)
+
+    @property
+    def demo_selector_(self) -> Any:
+        """The :class:`~promptlearn.demonstrations.DemonstrationSelector` of this configuration (None: no demos)."""
+        from .demonstrations import DemonstrationSelector, make_encoder, read_pool
+
+        if not self._uses_context() or not self.demos:
+            return None
+        pool = self._pool()
+        if pool is None:
+            raise DemonstrationError(f"demos={self.demos} needs labelled examples to draw demonstrations from: pass "
+                                     "demo_pool=(X, y), or call fit(X, y) (its training data become the pool)")
+        template, verbalizer, kind = self.template_, self.verbalizer_, self.model_.kind
+        encoder_key = _spec_key(self.demo_encoder) if self.demo_selection == "similar" else None
+        key = (_Same(pool), template, _spec_key(self.verbalizer), self.demos, self.demo_selection, self.seed, kind,
+               encoder_key)
+        if getattr(self, "_selector_key", None) != key:
+            examples, labels = read_pool(pool, template, verbalizer)
+            encoder = None
+            if self.demo_selection == "similar":
+                if self.demo_encoder is None:
+                    raise DemonstrationError("demo_selection='similar' needs demo_encoder (a model name such as "
+                                             "'minilm', or a callable texts -> vectors)")
+                previous = getattr(self, "_encoder_cache", None)
+                encoder = previous[1] if previous and previous[0] == encoder_key else make_encoder(
+                    self.demo_encoder, self.device)
+                self._encoder_cache = (encoder_key, encoder)
+            self._selector_cache = DemonstrationSelector(
+                examples, labels, len(verbalizer), template.fields, k=self.demos, selection=self.demo_selection,
+                causal=kind == "causal", seed=self.seed, encoder=encoder, classes=verbalizer.classes)
+            self._selector_key = key
+            self._rendered_demos: dict[int, Any] = {}
+            self._check_demo_lengths()
+        return self._selector_cache
+
+    def _check_demo_lengths(self) -> None:
+        """Every pool example must fit the model's window as a demonstration on its own (else: which, how long)."""
+        from .demonstrations import render_demonstration
+
+        selector, scorer, verbalizer = self._selector_cache, self.scorer_, self.verbalizer_
+        texts = [render_demonstration(self.template_, example, verbalizer.words[label][0], index)
+                 for index, (example, label) in enumerate(zip(selector.examples, selector.labels))]
+        texts = ["".join(s.text for s in segments) for segments in texts]
+        lengths = [len(ids) for ids in scorer.tokenizer(texts, add_special_tokens=True)["input_ids"]] if texts else []
+        too_long = [i for i, length in enumerate(lengths) if length > scorer.max_length]
+        if too_long:
+            from .errors import DemonstrationTooLongError
+
+            i = too_long[0]
+            preview = texts[i] if len(texts[i]) <= 60 else texts[i][:60] + "..."
+            raise DemonstrationTooLongError(
+                f"demonstration pool example {i} (class {verbalizer.classes[selector.labels[i]]!r}, {preview!r}) is "
+                f"{lengths[i]} tokens long as a demonstration, more than the model's window of {scorer.max_length} "
+                f"tokens even on its own ({len(too_long)} pool example(s) are); shorten or remove it from the pool")
+
+    def _context_parts(self) -> tuple[str, tuple[str, str] | None]:
+        """(separator, chat wrapper or None) for the loaded model."""
+        from .demonstrations import CAUSAL_SEPARATOR, chat_wrapper
+
+        loaded = self.model_
+        causal = loaded.kind == "causal"
+        if self.chat_template and not causal:
+            raise ChatTemplateError(f"chat_template=True needs a causal (instruct) LM; {loaded.name} is a "
+                                    f"{loaded.kind} LM")
+        chat = chat_wrapper(loaded.tokenizer, loaded.name) if self.chat_template else None
+        separator = self.demo_separator
+        if separator is None:
+            sep = getattr(loaded.tokenizer, "sep_token", None)
+            separator = CAUSAL_SEPARATOR if causal else (f"{sep} " if sep else " ")
+        return separator, chat
+
+    def _assemble(self, query: Prompt, demos: Sequence[int]) -> Prompt:
+        """The example's prompt with the demonstrations ``demos`` (pool indices) and the chat template."""
+        from .demonstrations import assemble, render_demonstration
+
+        rendered = []
+        if demos:
+            selector = self.demo_selector_
+            for index in demos:
+                if index not in self._rendered_demos:
+                    word = self.verbalizer_.words[selector.labels[index]][0]
+                    self._rendered_demos[index] = render_demonstration(self.template_, selector.examples[index],
+                                                                       word, index)
+                rendered.append(self._rendered_demos[index])
+        separator, chat = self._context_parts()
+        return assemble(query, rendered, demos_first=self.model_.kind == "causal", separator=separator, chat=chat)
+
+    def _demo_prompts(self, examples: Sequence[Mapping[str, Any]], set_index: int) -> list[Prompt]:
+        """The examples' prompts with demonstration set ``set_index`` (and the chat template)."""
+        template = self.template_
+        queries = [template.render(example) for example in examples]
+        selector = self.demo_selector_
+        picks = selector.select(examples, set_index) if selector is not None else [()] * len(examples)
+        return [self._assemble(query, pick) for query, pick in zip(queries, picks)]
+
+    def render_prompts(self, X: Any) -> list[list[Prompt]]:
+        """The prompts scored for ``X``: ``[demo set][example]`` (one set without demonstrations), each a
+        :class:`~promptlearn.template.Prompt` whose ``text`` shows the demonstrations and ``demonstrations``
+        their pool indices."""
+        examples = as_examples(X, self.template_.fields)
+        if not self._uses_context():
+            return [[self.template_.render(example) for example in examples]]
+        return [self._demo_prompts(examples, s) for s in range(self.demo_sets if self.demos else 1)]
+
+    def _context_priors(self, demo_sets: Sequence[tuple[int, ...]]) -> np.ndarray:
+        """Contextual calibration's prior for each prompt's demonstrations: the content-free inputs rendered
+        with exactly those demonstrations (one prior per distinct set, cached)."""
+        template, verbalizer, scorer = self.template_, self.verbalizer_, self.scorer_
+        key = (template, verbalizer, tuple(self.content_free), id(scorer), getattr(self, "_selector_key", None),
+               self.demo_separator, self.chat_template)
+        if getattr(self, "_demo_prior_key", None) != key:
+            self._demo_priors: dict[tuple[int, ...], np.ndarray] = {}
+            self._demo_prior_key = key
+        missing = list(dict.fromkeys(d for d in demo_sets if d not in self._demo_priors))
+        if missing:
+            inputs = [template.render(e) for e in content_free_examples(template.fields, self.content_free)]
+            prompts = [self._assemble(query, demos) for demos in missing for query in inputs]
+            scores = scorer.score(prompts, verbalizer).reshape(len(missing), len(inputs), -1)
+            for demos, block in zip(missing, scores):
+                self._demo_priors[demos] = content_free_prior(block)
+        return np.stack([self._demo_priors[d] for d in demo_sets]) if demo_sets else np.zeros((0, len(verbalizer)))
+
+    def _context_log_probs(self, examples: list[dict[str, Any]], calibrate: bool) -> np.ndarray:
+        """Class log-probabilities with demonstrations / a chat template: every demonstration set is scored
+        (and calibrated with its own prior), then the sets' log-probabilities are averaged and renormalised."""
+        n_sets = self.demo_sets if self.demos else 1
+        prompts = [p for s in range(n_sets) for p in self._demo_prompts(examples, s)]
+        n_classes = len(self.verbalizer_)
+        log_probs = log_normalize(self.scorer_.score(prompts, self.verbalizer_))
+        if calibrate:
+            log_probs = contextual_calibration(log_probs, self._context_priors([p.demonstrations for p in prompts]))
+        return log_normalize(log_probs.reshape(n_sets, len(examples), n_classes).mean(axis=0))
+
     # -- inference -------------------------------------------------------------------------------
     def _log_probs(self, X: Any, calibrate: bool) -> np.ndarray:
         template, verbalizer = self.template_, self.verbalizer_
         examples = as_examples(X, template.fields)
+        if self._uses_context() and examples:
+            return self._context_log_probs(examples, calibrate)
         prompts = [template.render(example) for example in examples]
         scores = self.scorer_.score(prompts, verbalizer)
         log_probs = log_normalize(scores) if len(examples) else np.zeros((0, len(verbalizer)))
         return contextual_calibration(log_probs, self.content_free_prior()) if calibrate else log_probs
 
     def content_free_prior(self) -> np.ndarray:
-        """The prompt's class prior on content-free inputs (what calibration divides out)."""
-        key = (self.template_, self.verbalizer_, tuple(self.content_free), id(self.scorer_))
+        """The prompt's class prior on content-free inputs (what calibration divides out).
+
+        With demonstrations, the content-free inputs draw theirs like any example, and the prior is averaged
+        over the demonstration sets; ``calibrate=True`` instead divides each prompt by the prior of its own
+        demonstrations (the same for all with a causal LM's fixed sets)."""
+        key = (self.template_, self.verbalizer_, tuple(self.content_free), id(self.scorer_), self.demos,
+               _Same(self._pool()), self.demo_selection, self.demo_sets, self.demo_separator, self.chat_template,
+               self.seed)
         if getattr(self, "_prior_cache", None) is None or self._prior_key != key:
             inputs = content_free_examples(self.template_.fields, self.content_free)
             self._prior_cache = content_free_prior(self._log_probs(inputs, calibrate=False))
@@ -293,6 +480,14 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             dev_examples = as_examples(dev[0], template.fields)
             dev_labels = np.asarray(verbalizer.label_indices(dev[1]))
             dev_prompts = [template.render(example) for example in dev_examples]
+        contextual = self._uses_context()
+        if contextual and self.demos and self.demo_pool is None:  # LM-BFF: demonstrations from the training data
+            from .demonstrations import pool_to_json, read_pool
+
+            names = [verbalizer.classes[label] for label in labels]
+            self.demo_pool_ = pool_to_json(*read_pool((examples, names), template, verbalizer), verbalizer)
+        if contextual:
+            self.demo_selector_, self._context_parts()  # check the pool and the chat template before training
         auxiliary = None
         if self.mlm_weight > 0:
             if unlabeled is None:
@@ -306,7 +501,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         weight = float(self.mlm_weight)
 
         def loss_fn(indices: list[int]) -> torch.Tensor:
-            scores = scorer.class_log_scores([prompts[i] for i in indices], verbalizer)
+            if contextual:  # fresh demonstrations every step, drawn with the step's seeded torch generator
+                set_index = int(torch.randint(2**31 - 1, ()).item()) if self.demos else 0
+                batch = self._demo_prompts([examples[i] for i in indices], set_index)
+            else:
+                batch = [prompts[i] for i in indices]
+            scores = scorer.class_log_scores(batch, verbalizer)
             loss = F.cross_entropy(scores, target[indices])
             if auxiliary:
                 picks = torch.randint(len(auxiliary), (len(indices),)).tolist()  # seeded per step by the trainer
@@ -315,7 +515,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             return loss
 
         def evaluate() -> float:
-            predicted = scorer.score(dev_prompts, verbalizer).argmax(axis=1)  # type: ignore[arg-type]
+            if contextual:
+                predicted = self._context_log_probs(dev_examples, calibrate=False).argmax(axis=1)
+            else:
+                predicted = scorer.score(dev_prompts, verbalizer).argmax(axis=1)  # type: ignore[arg-type]
             return float((predicted == dev_labels).mean())
 
         config = TrainingConfig(
@@ -330,6 +533,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         loaded.model.eval()
         self._fitted = True
         self._prior_cache = None
+        self._demo_prior_key = None
         return self
 
     # -- persistence -------------------------------------------------------------------------------
@@ -344,6 +548,17 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                   if k not in ("model", "template", "verbalizer", "tokenizer")}
         params["content_free"] = list(params["content_free"])
         params["shortenable"] = list(params["shortenable"]) if params["shortenable"] is not None else None
+        params["demo_pool"] = None
+        if self._pool() is not None:  # the pool is data: saved in config.json, so load() draws the same demonstrations
+            from .demonstrations import pool_to_json, read_pool
+
+            params["demo_pool"] = pool_to_json(*read_pool(self._pool(), self.template_, self.verbalizer_),
+                                               self.verbalizer_)
+        if not isinstance(params["demo_encoder"], (str, os.PathLike, type(None))):
+            logger.warning("demo_encoder is a Python object and is not saved; pass demo_encoder= to load()")
+            params["demo_encoder"] = None
+        elif params["demo_encoder"] is not None:
+            params["demo_encoder"] = str(params["demo_encoder"])
         config = {
             "format": FORMAT, "version": FORMAT_VERSION,
             "model": (str(self.model) if isinstance(self.model, (str, os.PathLike)) and not self._is_fitted()

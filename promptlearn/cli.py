@@ -75,6 +75,23 @@ def _add_prompt_options(parser: argparse.ArgumentParser, *, template_required: b
     scoring.add_argument("--batch-size", type=_positive_int, default=16, help="examples per forward pass (default 16)")
     scoring.add_argument("--max-length", type=_positive_int, help="token budget of one prompt (default: model window)")
     scoring.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
+    demos = parser.add_argument_group("in-context demonstrations")
+    demos.add_argument("--demos", type=_non_negative_int, metavar="K",
+                       help="K labelled demonstrations per class in every prompt, rendered with the template and "
+                            "their label word: after the example for masked LMs (LM-BFF), before it for causal LMs "
+                            "(a k-shot prompt); default 0")
+    demos.add_argument("--demo-pool", metavar="FILE",
+                       help="labelled examples to draw demonstrations from: a CSV / TSV / JSONL file (label column "
+                            "'label' or --label-column; --column maps fields) or an LM-BFF folder (its train split)"
+                            + ("; default for train: the training data" if repeatable else ""))
+    demos.add_argument("--demo-selection", choices=("random", "balanced", "similar"),
+                       help="random (default), balanced (equal per class; causal LMs), or similar (nearest by "
+                            "all-MiniLM-L6-v2 sentence embeddings, drawn from the top half per class, as LM-BFF)")
+    demos.add_argument("--demo-sets", type=_positive_int, metavar="N",
+                       help="ensemble N demonstration sets drawn with different seeds (default 1)")
+    demos.add_argument("--chat-template", action="store_true",
+                       help="causal instruct models: wrap demonstrations and example as a user message in the "
+                            "tokenizer's chat template; the label word starts the assistant's reply")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +101,13 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--format", dest="fmt", choices=("csv", "tsv", "jsonl"),
                        help="format of --input/--data when the extension does not say (required for stdin "
                             "unless it can be sniffed)")
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
 
 
 def _positive_int(value: str) -> int:
@@ -360,6 +384,25 @@ def default_verbalizer(template: str) -> str:
     return f"{task}_{name}" if (folder / f"{task}_{name}.json").is_file() else task
 
 
+def _demo_options(args: argparse.Namespace) -> dict[str, Any]:
+    """PromptClassifier's demonstration parameters from the options given (--demo-pool read here)."""
+    options: dict[str, Any] = {}
+    for option, param in (("demos", "demos"), ("demo_selection", "demo_selection"), ("demo_sets", "demo_sets")):
+        if getattr(args, option, None) is not None:
+            options[param] = getattr(args, option)
+    if getattr(args, "chat_template", False):
+        options["chat_template"] = True
+    if getattr(args, "demo_pool", None):
+        from .data import load_data
+
+        label_column = getattr(args, "label_column", None) or "label"
+        pool_x, pool_y = load_data(args.demo_pool, "train", columns=_columns(args.column), label_column=label_column)
+        if pool_y is None:
+            raise PromptlearnError(f"--demo-pool {args.demo_pool} has no labels (looked for column {label_column!r})")
+        options["demo_pool"] = (pool_x, pool_y)
+    return options
+
+
 def _classifier(args: argparse.Namespace, **training: Any) -> Any:
     from .classifier import PromptClassifier
 
@@ -367,6 +410,10 @@ def _classifier(args: argparse.Namespace, **training: Any) -> Any:
         from .ensemble import PromptEnsemble, saved_class
 
         saved = saved_class(args.model_dir)
+        demos = _demo_options(args)
+        if demos and saved is not PromptClassifier:
+            raise PromptlearnError(f"--demos, --demo-pool, --demo-selection, --demo-sets and --chat-template apply to "
+                                   f"a single prompt, but {args.model_dir} holds a {saved.__name__}")
         if saved is PromptEnsemble:
             ensemble = PromptEnsemble.load(args.model_dir, batch_size=args.batch_size, device=args.device,
                                            show_progress=None)
@@ -377,7 +424,7 @@ def _classifier(args: argparse.Namespace, **training: Any) -> Any:
             return saved.load(args.model_dir, batch_size=args.batch_size, device=args.device, show_progress=None)
         classifier = PromptClassifier.load(args.model_dir, batch_size=args.batch_size, device=args.device,
                                            show_progress=None)
-        return classifier.set_params(calibrate=args.calibrate or classifier.calibrate)
+        return classifier.set_params(calibrate=args.calibrate or classifier.calibrate, **demos)
     if not args.template:
         raise PromptlearnError("--template is required (a file, a shipped name such as sst2/it_was, or Jinja text)")
     return PromptClassifier(
@@ -385,7 +432,7 @@ def _classifier(args: argparse.Namespace, **training: Any) -> Any:
         calibrate=args.calibrate, multi_token=args.multi_token, after_mask=args.after_mask,
         aggregation=args.aggregation, shortenable=args.shorten, batch_size=args.batch_size,
         max_length=args.max_length, device=args.device, gguf_file=args.gguf_file,
-        show_progress=None, **training,
+        show_progress=None, **training, **_demo_options(args),
     )
 
 
@@ -505,6 +552,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "verbalizer": (verbalizer.to_dict() if prompt
                        else [m.verbalizer_.to_dict() for m in members if hasattr(m, "verbalizer_")] or None),
         "calibrate": args.calibrate, "seconds": round(seconds, 2),
+        **({"demos": classifier.demos, "demo_selection": classifier.demo_selection, "demo_sets": classifier.demo_sets,
+            "chat_template": classifier.chat_template} if prompt and classifier._uses_context() else {}),
         "examples_per_second": round(len(examples) / seconds, 2) if seconds > 0 else None,
     })
     print(format_report(report))

@@ -49,3 +49,16 @@ class DataError(PromptlearnError):
 
 class ChecksumError(DataError):
     """A data file does not match its published checksum."""
+
+
+class DemonstrationError(DataError):
+    """Demonstrations cannot be drawn: a pool without some class (or with too few of a class), pool examples
+    without the template's fields, or no pool at all."""
+
+
+class DemonstrationTooLongError(DemonstrationError, TruncationError):
+    """A demonstration does not fit the model's window even on its own."""
+
+
+class ChatTemplateError(ConfigError):
+    """A chat template was asked for, but the tokenizer has none (or the model is not a causal LM)."""

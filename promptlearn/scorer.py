@@ -11,6 +11,12 @@ reading the vocabulary distribution only at the positions that matter.
 * Causal LM: the text before ``[MASK]`` is the prefix (computed once and cached), each label word is
   scored as its continuation (sum of its tokens' log-probabilities). Text after the mask is dropped
   (``after_mask="drop"``) or scored as part of each word's continuation (``after_mask="score"``).
+  A shared context before the example (in-context demonstrations, a chat template's opening; see
+  :attr:`Prompt.context <promptlearn.template.Prompt>`) is tokenized on its own, and when several
+  prompts share it its key-value cache is computed once and reused for all of them.
+
+Truncation shortens only the example's fields, never the template's words or the mask; in-context
+demonstrations give way first (see :meth:`Scorer._truncate`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import copy
 import logging
 import math
 import sys
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, TemplateError, TruncationError, VerbalizerError
+from .errors import ConfigError, DemonstrationTooLongError, TemplateError, TruncationError, VerbalizerError
 from .template import Prompt, Segment
 from .verbalizer import Verbalizer
 
@@ -42,10 +49,14 @@ _POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camember
 
 @dataclass(frozen=True)
 class _Piece:
-    """A piece of model input text; ``shortenable`` pieces may be cut from the end to fit the window."""
+    """A piece of model input text; ``shortenable`` pieces may be cut from the end to fit the window.
+
+    ``demo``: the pool index of the in-context demonstration the piece belongs to (None: the example's own).
+    """
 
     text: str
     shortenable: bool = False
+    demo: int | None = None
 
 
 def default_max_length(model: Any, tokenizer: Any) -> int:
@@ -187,8 +198,9 @@ class Scorer:
     def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
         """log p(word | prompt) for every prompt and word, ``[N, W]``, batched, without gradients."""
         result = np.zeros((len(prompts), len(words)), dtype=np.float64)
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].text))  # similar lengths together
-        with torch.inference_mode():
+        # Similar lengths together (and prompts with the same shared context, which a causal LM reuses).
+        order = sorted(range(len(prompts)), key=lambda i: (self._context_text(prompts[i]), -len(prompts[i].text)))
+        with torch.inference_mode(), self._reusing_contexts(prompts):
             for chunk in self._batches(order, "scoring"):
                 scores, details = self._batch_word_scores([prompts[i] for i in chunk], words, chunk)
                 result[chunk] = scores.double().cpu().numpy()
@@ -205,6 +217,17 @@ class Scorer:
 
     def _refine(self, chunk: list[int], details: Any, result: np.ndarray) -> None:
         """Hook for decoding that needs more passes (left-to-right multi-token words)."""
+
+    @contextmanager
+    def _reusing_contexts(self, prompts: Sequence[Prompt]) -> Iterator[None]:
+        """Hook: while scoring ``prompts``, reuse the computation of the contexts they share (causal LMs)."""
+        yield
+
+    def _context_text(self, prompt: Prompt) -> str:
+        """The text of the prompt's shared context (its first ``prompt.context`` segments); "" when none."""
+        if not prompt.context:
+            return ""
+        return "".join(p.text for p in self._pieces(prompt.segments[:prompt.context], prompt))
 
     # -- label words --------------------------------------------------------------------------
     def word_ids(self, word: str, anchor: str, separator: str) -> tuple[int, ...]:
@@ -247,7 +270,7 @@ class Scorer:
             text = segment.text
             if segment.kind == "field":
                 text = self._clean_field(text)
-            pieces.append(_Piece(text, prompt.is_shortenable(segment)))
+            pieces.append(_Piece(text, prompt.is_shortenable(segment), segment.demo))
         return pieces
 
     def _clean_field(self, text: str) -> str:
@@ -265,8 +288,17 @@ class Scorer:
         return out
 
     def _truncate(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str) -> list[int]:
-        """Cut the longest shortenable pieces (PET-style) until the tokenised row fits ``budget``."""
-        for _ in range(20):
+        """Cut the longest shortenable pieces (PET-style) until the tokenised row fits ``budget``.
+
+        In-context demonstrations give way first: while the prompt has any, their shortenable fields are
+        cut (the longest first) when that is enough, else the demonstration farthest from the example is
+        dropped whole (its words, label word and separator: the last one when demonstrations follow the
+        example, as LM-BFF's, the first when they precede it) and the rest are tried again. Only then are
+        the example's own fields shortened. The template's words and the mask are never cut. A
+        demonstration longer than ``budget`` on its own is an error naming its pool example.
+        """
+        checked = False
+        for _ in range(20 + len({p.demo for p in pieces})):
             text = "".join(p.text for p in pieces)
             encoding = self.tokenizer(text, add_special_tokens=add_special_tokens,
                                       return_offsets_mapping=self._offsets, return_special_tokens_mask=True)
@@ -284,7 +316,24 @@ class Scorer:
                                    for k in range(len(pieces))])
             else:
                 counts = np.array([len(self.tokenizer(p.text, add_special_tokens=False)["input_ids"]) for p in pieces])
-            shortenable = np.array([p.shortenable for p in pieces])
+            shortenable = np.array([p.shortenable for p in pieces], dtype=bool)
+            demos = list(dict.fromkeys(p.demo for p in pieces if p.demo is not None))
+            if demos:
+                in_demo = np.array([p.demo is not None for p in pieces], dtype=bool)
+                if not checked:
+                    for demo in demos:
+                        length = int(sum(c for c, p in zip(counts, pieces) if p.demo == demo))
+                        if length > budget:
+                            raise DemonstrationTooLongError(
+                                f"{describe}: the demonstration made from pool example {demo} is {length} tokens "
+                                f"long on its own, more than the {budget} a prompt may have (model window "
+                                f"{self.max_length}); shorten or remove that pool example, or raise max_length")
+                    checked = True
+                if int(counts[shortenable & in_demo].sum()) <= excess:
+                    drop = demos[-1] if pieces[-1].demo is not None else demos[0]  # the farthest from the example
+                    pieces = [p for p in pieces if p.demo != drop]
+                    continue
+                shortenable = shortenable & in_demo
             available = int(counts[shortenable].sum())
             if available == 0 or excess > available:
                 fixed = len(ids) - available
@@ -307,7 +356,7 @@ class Scorer:
                 else:
                     cut = int(len(piece.text) * keep[k] / max(counts[k], 1))
                 # Always remove at least one character, so the loop makes progress.
-                new_pieces.append(_Piece(piece.text[:max(0, min(cut, len(piece.text) - 1))], True))
+                new_pieces.append(_Piece(piece.text[:max(0, min(cut, len(piece.text) - 1))], True, piece.demo))
             pieces = new_pieces
         raise TruncationError(f"{describe}: could not fit the prompt into {budget} tokens")
 
@@ -479,13 +528,22 @@ class CausalLMScorer(Scorer):
     """Scores each label word as the continuation of the text before ``[MASK]`` with an ``AutoModelForCausalLM``."""
 
     kind = "causal"
+    _CONTEXTS_KEPT = 4  # key-value caches of shared contexts kept while scoring (prompts come grouped by context)
 
-    def __init__(self, model: Any, tokenizer: Any, *, after_mask: str = "drop", **options: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, after_mask: str = "drop", prefix_cache: bool = True,
+                 **options: Any) -> None:
         super().__init__(model, tokenizer, **options)
         if after_mask not in AFTER_MASK_MODES:
             raise ConfigError(f"after_mask must be one of {AFTER_MASK_MODES}, got {after_mask!r}")
         self.after_mask = after_mask
         self._start_token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        # Reuse the key-value cache of a context (demonstrations) shared by several prompts of one scoring call.
+        self.prefix_cache = prefix_cache
+        self._shared: set[str] = set()
+        self._store: OrderedDict[str, tuple[list[int], Any]] | None = None
+        self._context_ids_cache: OrderedDict[str, list[int]] = OrderedDict()
+        # How often a context was computed, and how many prompts were scored on a reused one (for tests and timing).
+        self.context_stats = {"computed": 0, "reused_rows": 0}
 
     def _continuations(self, prompt: Prompt, words: Sequence[str]) -> list[tuple[int, ...]]:
         anchor, separator = self.mask_context(prompt)
@@ -495,32 +553,137 @@ class CausalLMScorer(Scorer):
         suffix = "".join(p.text for p in self._pieces(prompt.segments[index + 1:], prompt))
         return [self.word_ids(w + suffix, anchor, separator) for w in words]
 
-    def _prefix_pieces(self, prompt: Prompt) -> list[_Piece]:
+    def _prefix_pieces(self, prompt: Prompt, start: int = 0) -> list[_Piece]:
         index = prompt.mask_index()
-        pieces = self._pieces(prompt.segments[:index], prompt)
+        pieces = self._pieces(prompt.segments[start:index], prompt)
         # The space before the mask belongs to the word's first token (" great"), not to the prefix.
         if pieces:
-            pieces[-1] = _Piece(pieces[-1].text.rstrip(" "), pieces[-1].shortenable)
+            pieces[-1] = _Piece(pieces[-1].text.rstrip(" "), pieces[-1].shortenable, pieces[-1].demo)
         return pieces
+
+    # -- shared contexts (demonstrations before the example) ------------------------------------
+    @contextmanager
+    def _reusing_contexts(self, prompts: Sequence[Prompt]) -> Iterator[None]:
+        if not self.prefix_cache:
+            yield
+            return
+        counts = Counter(self._context_text(p) for p in prompts if p.context)
+        self._shared = {text for text, count in counts.items() if count > 1}
+        self._store = OrderedDict()
+        try:
+            yield
+        finally:
+            self._shared, self._store = set(), None
+
+    def _context_ids(self, text: str) -> list[int]:
+        """Token ids of a shared context, tokenized on its own (with the tokenizer's special tokens, e.g. BOS)."""
+        ids = self._context_ids_cache.get(text)
+        if ids is None:
+            ids = list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+            self._context_ids_cache[text] = ids
+            if len(self._context_ids_cache) > 64:
+                self._context_ids_cache.popitem(last=False)
+        return ids
+
+    def _prefix_ids(self, prompts: Sequence[Prompt], budgets: Sequence[int],
+                    describe: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+        """Token ids of each prompt's text before the mask, and the length of its shared context (0: none).
+
+        A prompt with a context is tokenized in two parts, the context (with special tokens) and the rest
+        (without), so that its context's ids are the same for every prompt that shares it; when the two do
+        not fit the budget together, the whole prompt is truncated (demonstrations first) as one text.
+        """
+        out: list[list[int] | None] = [None] * len(prompts)
+        contexts = [0] * len(prompts)
+        joint = []
+        for i, prompt in enumerate(prompts):
+            if prompt.context:
+                context = self._context_ids(self._context_text(prompt))
+                rest_text = "".join(p.text for p in self._prefix_pieces(prompt, prompt.context))
+                rest = list(self.tokenizer(rest_text, add_special_tokens=False)["input_ids"]) if rest_text else []
+                if len(context) + len(rest) <= budgets[i]:
+                    out[i], contexts[i] = context + rest, len(context)
+                    continue
+            joint.append(i)
+        if joint:
+            encoded = self._encode([self._prefix_pieces(prompts[i]) for i in joint], [budgets[i] for i in joint],
+                                   True, [describe[i] for i in joint])
+            for i, ids in zip(joint, encoded):
+                out[i] = ids
+        return out, contexts  # type: ignore[return-value]
+
+    def _context_cache(self, text: str) -> tuple[list[int], Any]:
+        """The ids of a shared context and its key-value cache (batch of one), computed once per scoring call."""
+        assert self._store is not None
+        if text in self._store:
+            self._store.move_to_end(text)
+            return self._store[text]
+        ids = self._context_ids(text)
+        row = torch.as_tensor([ids], dtype=torch.long, device=self.device)
+        inputs = {"input_ids": row, "attention_mask": torch.ones_like(row), "use_cache": True}
+        _, output = self._log_probs_at(inputs, [0], [len(ids) - 1])
+        self._store[text] = (ids, output.cache)
+        self.context_stats["computed"] += 1
+        if len(self._store) > self._CONTEXTS_KEPT:
+            self._store.popitem(last=False)
+        return self._store[text]
 
     def _batch_word_scores(self, prompts: Sequence[Prompt], words: Sequence[str],
                            indices: Sequence[int] | None = None) -> tuple[torch.Tensor, Any]:
-        n, n_words = len(prompts), len(words)
+        n = len(prompts)
         continuations = [self._continuations(prompt, words) for prompt in prompts]
         budgets = [self.max_length - max(len(c) for c in conts) + 1 for conts in continuations]
-        prefixes = self._encode([self._prefix_pieces(p) for p in prompts], budgets, True,
-                                [f"example {i}" for i in (indices if indices is not None else range(n))])
+        prefixes, contexts = self._prefix_ids(prompts, budgets,
+                                              [f"example {i}" for i in (indices if indices is not None else range(n))])
         for i, ids in enumerate(prefixes):
             if not ids:
                 if self._start_token is None:
                     raise TemplateError("a causal LM needs text before [MASK], and this tokenizer has no BOS/EOS "
                                         "token to start from; put the mask at the end of the template")
                 prefixes[i] = [self._start_token]
-        ids, attention = self._pad(prefixes)
+        groups: dict[str, list[int]] = {}
+        if self._store is not None and not torch.is_grad_enabled():  # inference: reuse shared contexts
+            for i, prompt in enumerate(prompts):
+                if contexts[i] and len(prefixes[i]) > contexts[i]:
+                    text = self._context_text(prompt)
+                    if text in self._shared:
+                        groups.setdefault(text, []).append(i)
+        if not groups:
+            return self._prefix_scores(prefixes, continuations, None), None
+        grouped = {i for rows in groups.values() for i in rows}
+        parts = [([i for i in range(n) if i not in grouped], None)] + [(rows, text) for text, rows in groups.items()]
+        scores = None
+        for rows, text in parts:
+            if rows:
+                values = self._prefix_scores([prefixes[i] for i in rows], [continuations[i] for i in rows], text)
+                if scores is None:
+                    scores = values.new_zeros((n, len(words)))
+                scores[torch.as_tensor(rows, device=values.device)] = values
+        return scores, None
+
+    def _prefix_scores(self, prefixes: list[list[int]], continuations: list[list[tuple[int, ...]]],
+                       context: str | None) -> torch.Tensor:
+        """Word log-probabilities ``[len(prefixes), W]`` after each prefix; with ``context``, every prefix starts
+        with that shared context, whose cached keys and values are reused instead of being recomputed."""
+        n, n_words = len(prefixes), len(continuations[0])
         lengths = [len(p) for p in prefixes]
         multi = [(r, w) for r in range(n) for w, c in enumerate(continuations[r]) if len(c) > 1]
-        inputs = {"input_ids": ids, "attention_mask": attention, "use_cache": bool(multi)}
-        log_probs, output = self._log_probs_at(inputs, list(range(n)), [length - 1 for length in lengths])
+        if context is None:
+            ids, attention = self._pad(prefixes)
+            inputs = {"input_ids": ids, "attention_mask": attention, "use_cache": bool(multi)}
+            log_probs, output = self._log_probs_at(inputs, list(range(n)), [length - 1 for length in lengths])
+        else:
+            context_ids, context_cache = self._context_cache(context)
+            width = len(context_ids)
+            ids, rest_mask = self._pad([p[width:] for p in prefixes])
+            attention = torch.cat([rest_mask.new_ones((n, width)), rest_mask], dim=1)
+            cache = copy.deepcopy(context_cache)  # the model extends the cache it is given
+            cache.batch_repeat_interleave(n)
+            positions = (width + torch.arange(ids.shape[1], device=ids.device)).unsqueeze(0).repeat(n, 1)
+            inputs = {"input_ids": ids, "attention_mask": attention, "position_ids": positions, "cache": cache,
+                      "use_cache": True}
+            log_probs, output = self._log_probs_at(inputs, list(range(n)), [length - 1 - width for length in lengths])
+            self.context_stats["reused_rows"] += n
         first = torch.as_tensor([[c[0] for c in conts] for conts in continuations], device=log_probs.device)
         scores = log_probs.gather(1, first)
         if multi:
@@ -534,7 +697,7 @@ class CausalLMScorer(Scorer):
                 index = torch.as_tensor([r * n_words + w for r, w in part], device=flat.device)
                 flat = flat.index_add(0, index, values)
             scores = flat.view(n, n_words)
-        return scores, None
+        return scores
 
     def _continuation_scores(self, part: list[tuple[int, int]], lengths: list[int], attention: torch.Tensor,
                              cache: Any, continuations: list[list[tuple[int, ...]]], copy_cache: bool) -> torch.Tensor:

@@ -35,20 +35,30 @@ class Segment:
 
     kind is ``"text"`` (the template's own words), ``"field"`` (text from the example; ``fields``
     names the example fields it was computed from), ``"mask"`` or ``"soft"`` (``n_soft`` vectors).
+    ``demo`` is None for the example's own prompt; segments of an in-context demonstration (see
+    :mod:`promptlearn.demonstrations`) carry the demonstration's pool index there (its label word is
+    a ``"text"`` segment, its separator too), so truncation can shorten or drop them first.
     """
 
     kind: str
     text: str = ""
     fields: frozenset[str] = frozenset()
     n_soft: int = 0
+    demo: int | None = None
 
 
 @dataclass(frozen=True)
 class Prompt:
-    """A rendered template: its segments and which fields may be shortened to fit a window."""
+    """A rendered template: its segments and which fields may be shortened to fit a window.
+
+    ``context`` counts the leading segments that form a shared context (demonstrations placed before
+    the example, a chat template's opening): a causal scorer tokenizes them apart from the rest and
+    may reuse their key-value cache across prompts with the same context. 0 for a plain template.
+    """
 
     segments: tuple[Segment, ...]
     shortenable: frozenset[str] | None = None  # None: every field segment may be shortened
+    context: int = 0
 
     @property
     def text(self) -> str:
@@ -62,6 +72,11 @@ class Prompt:
 
     def mask_index(self) -> int:
         return next(i for i, s in enumerate(self.segments) if s.kind == "mask")
+
+    @property
+    def demonstrations(self) -> tuple[int, ...]:
+        """The pool indices of the prompt's demonstrations, in prompt order (empty without demonstrations)."""
+        return tuple(dict.fromkeys(s.demo for s in self.segments if s.demo is not None))
 
 
 def _segment_text(segment: Segment) -> str:
