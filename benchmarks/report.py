@@ -43,7 +43,9 @@ def zero_shot_section() -> list[str]:
                   "RTE; AG News's official test set), raw and with contextual calibration (content-free inputs "
                   "`N/A`, empty, `[MASK]`), from the same scores. *n* below the test-set size means a fixed seeded "
                   "subset (seed in the JSON). `after mask`: how a causal LM treats text after `[MASK]` (`score`: "
-                  "each label word is scored with the text that follows it; `drop`: the prompt ends at the mask).",
+                  "each label word is scored with the text that follows it; `drop`: the prompt ends at the mask). "
+                  "*ex/s* is indicative only: these runs shared the 2 cores with other jobs; the throughput "
+                  "section has clean speed measurements.",
                   "",
                   "| task | template | label words | after mask | n | accuracy | calibrated | macro-F1 (raw / cal.) | ex/s |",
                   "|---|---|---|---|---|---|---|---|---|"]

@@ -26,8 +26,9 @@ from promptlearn.metrics import classification_report
 # First the published cloze prompt (LM-BFF / PET). A causal LM reads text after [MASK] only with
 # after_mask="score" (each label word is scored together with what follows it), which is what makes
 # PET's "[MASK]: title description" patterns meaningful for it. Then the causal-friendly variant,
-# whose label word comes last. AG News's six PET patterns are scored on a fixed 300-example subset
-# (6 x 7,600 examples x 4 words of continuation would take hours on 2 CPU cores).
+# whose label word comes last. For AG News, PET's patterns 0, 2 and 3 on a fixed 300-example subset: with
+# a causal LM a pattern that starts with [MASK] (0, 1, 4, 5) scores each word together with the whole
+# article, which is slow (0.4 examples/s here) and near chance (pattern 0: 26 %), so 1, 4 and 5 are left out.
 _LMBFF = {task: (lambda task=task: load_lmbff_task(task, "test")) for task in ("sst2", "sst5", "mr", "cr", "subj",
                                                                                  "trec", "rte")}
 CELLS = {
@@ -38,7 +39,7 @@ CELLS = {
     "subj": (_LMBFF["subj"], [("subj/this_is", "subj", "score", None), ("subj/sentence", "subj", "drop", None)]),
     "trec": (_LMBFF["trec"], [("trec/mask_colon", "trec", "score", None),
                               ("trec/answer_type", "trec_answer_type", "drop", None)]),
-    "agnews": (lambda: load_ag_news("test"), [(f"agnews/pet{i}", "agnews", "score", 300) for i in range(6)]
+    "agnews": (lambda: load_ag_news("test"), [(f"agnews/pet{i}", "agnews", "score", 300) for i in (0, 2, 3)]
                + [("agnews/article", "agnews", "drop", None)]),
     "rte": (_LMBFF["rte"], [("rte/lmbff", "rte", "score", None), ("rte/qa", "rte", "drop", None)]),
 }
