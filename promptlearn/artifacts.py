@@ -93,6 +93,12 @@ class atomic_directory:
             os.replace(self.tmp, self.target)
 
 
+def save_model_folder(model: Any, tokenizer: Any, folder: str | os.PathLike) -> None:
+    """A model (safetensors weights) and its tokenizer, as a folder ``from_pretrained`` can load."""
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
 def read_config(directory: str | os.PathLike, *, fmt: str, version: int, what: str,
                 required: tuple[str, ...]) -> dict[str, Any]:
     """``config.json`` of a saved folder, checked: right format, not from a newer version, required keys."""

@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from .artifacts import atomic_directory, atomic_write_text, read_config
+from .artifacts import atomic_directory, atomic_write_text, read_config, save_model_folder
 from .classifier import as_examples, soft_targets
 from .errors import ConfigError, DataError, ModelLoadError, PromptlearnError, UnknownLabelError
 from .models import _not_found_message, resolve, resolve_device
@@ -486,8 +486,7 @@ class ProbeClassifier(_TextClassifier):
         with atomic_directory(directory, overwrite=overwrite) as tmp:
             save_file(tensors, str(tmp / "head.safetensors"))
             if not by_name:  # an encoder given as an object (or loaded from a saved folder): keep a copy
-                self.encoder_.save_pretrained(tmp / "encoder", safe_serialization=True)
-                self.tokenizer_.save_pretrained(tmp / "encoder")
+                save_model_folder(self.encoder_, self.tokenizer_, tmp / "encoder")
             atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         return directory
 
@@ -757,8 +756,7 @@ class FineTuneClassifier(_TextClassifier):
                   "classes": list(self.classes_), "text_fields": list(self.text_fields_),
                   "params": _json_params(self)}
         with atomic_directory(directory, overwrite=overwrite) as tmp:
-            self.model_.save_pretrained(tmp / "model", safe_serialization=True)
-            self.tokenizer_.save_pretrained(tmp / "model")
+            save_model_folder(self.model_, self.tokenizer_, tmp / "model")
             atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         return directory
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .artifacts import atomic_directory, atomic_write_text, read_config
+from .artifacts import atomic_directory, atomic_write_text, read_config, save_model_folder
 from .calibration import CONTENT_FREE, content_free_examples, content_free_prior, contextual_calibration, log_normalize
 from .errors import ChatTemplateError, ConfigError, DataError, DemonstrationError, PromptlearnError
 from .models import LoadedModel, detect_kind, load_model, prepare_tokenizer, resolve_device
@@ -571,8 +571,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         with atomic_directory(directory, overwrite=overwrite) as tmp:
             if config["model"] is None:
                 loaded = self.model_
-                loaded.model.save_pretrained(tmp / "model", safe_serialization=True)
-                loaded.tokenizer.save_pretrained(tmp / "model")
+                save_model_folder(loaded.model, loaded.tokenizer, tmp / "model")
             atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         return directory
 

@@ -60,6 +60,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from .artifacts import atomic_directory, atomic_write_text, read_config
 from .calibration import contextual_calibration, log_normalize
 from .errors import ConfigError, DataError, PromptlearnError, UnknownLabelError
+from .verbalizer import is_int
 
 logger = logging.getLogger(__name__)
 
@@ -156,25 +157,17 @@ def _as_labels(y: Any, n_examples: int) -> list[Any]:
     return labels
 
 
-def _is_int(value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return False
-    if isinstance(value, numbers.Integral):
-        return True
-    return isinstance(value, str) and value.strip().lstrip("-").isdigit()
-
-
 def label_indices(labels: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
     """Class index of each label: a class name, or an integer index in class order (when no class name is an
     integer), as :meth:`Verbalizer.label_indices` reads them."""
     index = {c: i for i, c in enumerate(classes)}
-    numeric = any(_is_int(c) for c in classes)
+    numeric = any(is_int(c) for c in classes)
     out = []
     for position, label in enumerate(labels):
         key = str(label)
         if key in index:
             out.append(index[key])
-        elif _is_int(label) and not isinstance(label, str) and not numeric and 0 <= int(label) < len(classes):
+        elif is_int(label) and not isinstance(label, str) and not numeric and 0 <= int(label) < len(classes):
             out.append(int(label))
         else:
             raise UnknownLabelError(f"label {label!r} (item {position}) is not one of the ensemble's classes "

@@ -118,7 +118,7 @@ class Verbalizer:
             key = str(label)
             if key in index:
                 out.append(index[key])
-            elif _is_int(label) and 0 <= int(label) < len(self.classes) and not any(_is_int(c) for c in self.classes):
+            elif is_int(label) and 0 <= int(label) < len(self.classes) and not any(is_int(c) for c in self.classes):
                 out.append(int(label))
             else:
                 raise UnknownLabelError(
@@ -137,7 +137,8 @@ class Verbalizer:
         return isinstance(other, Verbalizer) and (self.to_dict(), self.aggregation) == (other.to_dict(), other.aggregation)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """Whether a label is an integer (or a digit string): read as a class index."""
     if isinstance(value, (bool, np.bool_)):
         return False
     if isinstance(value, numbers.Integral):
