@@ -27,6 +27,8 @@ _EXPORTS = {
     "CausalLMScorer": "scorer", "MaskedLMScorer": "scorer", "make_scorer": "scorer",
     "Candidate": "search", "PromptSearch": "search", "SearchResult": "search", "write_results": "search",
     "Prompt": "template", "Segment": "template", "Template": "template",
+    "AdapterPromptConfig": "prompts", "BitFitConfig": "prompts", "DeepPromptConfig": "prompts",
+    "LoraPromptConfig": "prompts", "PTuningConfig": "prompts", "PromptModule": "prompts", "SoftPromptConfig": "prompts",
     "Trainer": "training", "TrainingConfig": "training",
     "Verbalizer": "verbalizer",
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,23 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "promptlearn.PromptClassifier"
 FORMAT_VERSION = 1
+PROMPT_FILE = "prompt.safetensors"  # a continuous prompt's parameters (sources other than manual)
+_SOFT_SLOT = re.compile(r"\[SOFT(?::(\d+))?\]")
+
+
+def _learning_rate(source: str) -> float:
+    from .prompts import LEARNING_RATES
+
+    return LEARNING_RATES[source]
+
+
+def _soft_count(template: Template) -> int:
+    """How many soft vectors the template's [SOFT] slots take in an example's own prompt."""
+    try:
+        prompt = template.render({field: "x" for field in template.fields})
+    except PromptlearnError:  # a template whose logic needs real values: count the literal slots
+        return sum(int(m.group(1) or 1) for m in _SOFT_SLOT.finditer(template.source))
+    return sum(s.n_soft for s in prompt.segments if s.kind == "soft" and s.demo is None)
 
 
 def as_examples(X: Any, fields: Iterable[str]) -> list[dict[str, Any]]:
@@ -143,6 +161,16 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     the draws. ``chat_template``: wrap the prompt in the tokenizer's chat template as a user message (causal
     instruct models); the label word starts the assistant's reply. :meth:`fit` trains with demonstrations
     drawn from the pool at every step (never the example itself).
+
+    Continuous prompts and lightweight fine-tuning (:mod:`promptlearn.prompts`): ``source`` — ``manual``
+    (the template as written; :meth:`fit` trains the model's weights), ``soft`` (prompt tuning: the
+    template's ``[SOFT]`` / ``[SOFT:n]`` slots are trainable embeddings; a template without slots gets
+    ``[SOFT:n_tokens]`` in front), ``ptuning`` (those embeddings from an LSTM/MLP prompt encoder), ``deep``
+    (P-tuning v2: key/value prefixes at every layer), ``lora`` / ``adapter`` (PEFT), ``bitfit`` (biases);
+    ``source_options`` — a dict (or the source's config object, e.g. ``SoftPromptConfig``) of its options.
+    With any source but ``manual`` the base model stays frozen and untouched, :meth:`fit` trains only the
+    prompt's parameters (``trainable`` must stay ``all``), and :meth:`save` writes only those (plus the
+    base model's name); :meth:`load` re-attaches them to the base model.
     """
 
     def __init__(self, model: Any = "smollm2", template: Any = None, verbalizer: Any = None, *,
@@ -156,7 +184,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                  mlm_weight: float = 0.0, eval_every: int | None = None, patience: int | None = None,
                  checkpoint_dir: str | None = None, checkpoint_every: int | None = None, seed: int = 0,
                  demos: int = 0, demo_pool: Any = None, demo_selection: str = "random", demo_sets: int = 1,
-                 demo_separator: str | None = None, chat_template: bool = False, demo_encoder: Any = "minilm") -> None:
+                 demo_separator: str | None = None, chat_template: bool = False, demo_encoder: Any = "minilm",
+                 source: str = "manual", source_options: Any = None) -> None:
         self.model = model
         self.template = template
         self.verbalizer = verbalizer
@@ -194,15 +223,27 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.demo_separator = demo_separator
         self.chat_template = chat_template
         self.demo_encoder = demo_encoder
+        self.source = source
+        self.source_options = source_options
 
     # -- resolved configuration ----------------------------------------------------------------
     @property
     def template_(self) -> Template:
         if self.template is None:
             raise PromptlearnError("no template given; pass template= (a file, 'task/name' or Jinja text with [MASK])")
-        key = (_spec_key(self.template), tuple(self.shortenable) if self.shortenable is not None else None)
+        key = (_spec_key(self.template), tuple(self.shortenable) if self.shortenable is not None else None,
+               self.source, _spec_key(self.source_options) if isinstance(self.source_options, Mapping) else
+               repr(self.source_options))
         if getattr(self, "_template_key", None) != key:
-            self._template_cache = Template.load(self.template, shortenable=self.shortenable)
+            template = Template.load(self.template, shortenable=self.shortenable)
+            from .prompts import DEFAULT_SOFT_TOKENS, SOFT_SOURCES
+
+            if self.source in SOFT_SOURCES and not _SOFT_SLOT.search(template.source):
+                # Prompt tuning on a template without soft slots: the soft prompt goes in front (Lester et al.).
+                n = self._source_config().n_tokens or DEFAULT_SOFT_TOKENS
+                template = Template(f"[SOFT:{n}] " + template.source, name=template.name,
+                                    shortenable=self.shortenable)
+            self._template_cache = template
             self._template_key = key
         return self._template_cache
 
@@ -256,7 +297,63 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                                              show_progress=self.show_progress)
             self._scorer_options = options
             self._prior_cache = None
+        self._scorer_cache.prompt_source = self._prompt_set()
         return self._scorer_cache
+
+    # -- continuous prompts ------------------------------------------------------------------------
+    def _source_config(self) -> Any:
+        from .prompts import source_config
+
+        return source_config(self.source, self.source_options)
+
+    @property
+    def prompt_(self) -> Any:
+        """The prompt's trainable module (a :class:`~promptlearn.prompts.PromptModule`; None for ``manual``),
+        made for the loaded model on first use (initialised from ``seed``, or the saved parameters)."""
+        config = self._source_config()
+        if config.source == "manual":
+            return None
+        loaded = self.model_
+        key = (id(loaded), repr(config.to_dict()), self.template_, self.verbalizer_, self.seed)
+        if getattr(self, "_prompt_key", None) != key:
+            self._prompt_cache = self._build_prompt(loaded, config)
+            self._prompt_key = key
+            self._prior_cache = None
+            self._demo_prior_key = None
+        return self._prompt_cache
+
+    def _prompt_set(self) -> Any:
+        module = self.prompt_
+        if module is None:
+            return None
+        if getattr(self, "_prompt_set_cache", None) is None or self._prompt_set_cache.modules[0] is not module:
+            from .prompts import PromptSet
+
+            self._prompt_set_cache = PromptSet([module])
+        return self._prompt_set_cache
+
+    def _build_prompt(self, loaded: LoadedModel, config: Any) -> Any:
+        from .prompts import SOFT_SOURCES, BuildContext, build_prompt
+
+        template, verbalizer = self.template_, self.verbalizer_
+        n_soft = _soft_count(template)
+        if n_soft and config.source not in SOFT_SOURCES:
+            raise ConfigError(f"{template.where} has [SOFT] slots, which only source='soft' or 'ptuning' fills "
+                              f"(source={config.source!r})")
+        if config.source in SOFT_SOURCES and config.n_tokens is not None and config.n_tokens != n_soft:
+            raise ConfigError(f"n_tokens={config.n_tokens} but {template.where} has {n_soft} soft vectors in its "
+                              "[SOFT] slots; drop n_tokens or make them agree")
+        words = make_scorer(loaded.kind, loaded.model, loaded.tokenizer)  # tokenizes label words in context
+        label_ids = [words.word_ids(word, ".", " ") for class_words in verbalizer.words for word in class_words]
+        context = BuildContext(loaded.model, loaded.tokenizer, loaded.kind, n_soft=n_soft, label_token_ids=label_ids,
+                               n_classes=len(verbalizer), seed=self.seed)
+        module = build_prompt(config, context)
+        state = getattr(self, "_pending_prompt_state", None)
+        if state is not None:
+            module.load_prompt_state(state)
+            self._pending_prompt_state = None
+        module.eval()
+        return module
 
     # -- demonstrations and chat templates ---------------------------------------------------------
     def _uses_context(self) -> bool:
@@ -494,7 +591,20 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 raise DataError("mlm_weight > 0 needs unlabelled examples: fit(..., unlabeled=...)")
             auxiliary = [template.render(example) for example in as_examples(unlabeled, template.fields)]
         loaded, scorer = self.model_, self.scorer_
-        freeze(loaded.model, self.trainable)
+        module = self.prompt_
+        if module is None:
+            freeze(loaded.model, self.trainable)
+        else:  # continuous prompt / PEFT / BitFit: the base model stays frozen, only the prompt trains
+            if self.trainable != "all":
+                raise ConfigError(f"trainable={self.trainable!r} chooses which model weights train; with "
+                                  f"source={self.source!r} only the prompt's parameters do (leave trainable='all')")
+            if self.mlm_weight > 0:
+                raise ConfigError(f"mlm_weight > 0 (PET's auxiliary LM loss) trains the model's weights; it is not "
+                                  f"available with source={self.source!r}")
+            module.freeze_base()
+            if self.learning_rate == 1e-5:
+                logger.warning("learning_rate=1e-5 suits full fine-tuning; a %s prompt usually needs 1e-3 to 3e-2 (the "
+                               "CLI's default for it: %g)", self.source, _learning_rate(self.source))
         target = torch.as_tensor(labels, device=scorer.device)
         if soft is not None:  # cross_entropy takes class probabilities as targets too (float, [n, C])
             target = torch.as_tensor(soft, dtype=torch.float32, device=scorer.device)
@@ -526,11 +636,14 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             batch_size=self.train_batch_size, gradient_accumulation_steps=self.gradient_accumulation_steps,
             warmup_ratio=self.warmup_ratio, weight_decay=self.weight_decay, eval_every=self.eval_every,
             patience=self.patience, checkpoint_every=self.checkpoint_every or self.eval_every, seed=self.seed)
-        trainer = Trainer(loaded.model, loss_fn, len(prompts), config, evaluate=evaluate if dev is not None else None,
-                          checkpoint_dir=self.checkpoint_dir, show_progress=self.show_progress,
-                          description="prompt-based fine-tuning")
+        trainer = Trainer(loaded.model if module is None else module, loss_fn, len(prompts), config,
+                          evaluate=evaluate if dev is not None else None, checkpoint_dir=self.checkpoint_dir,
+                          show_progress=self.show_progress,
+                          description="prompt-based fine-tuning" if module is None else f"{self.source} prompt")
         self.training_result_ = trainer.train(resume=resume)
         loaded.model.eval()
+        if module is not None:
+            module.eval()
         self._fitted = True
         self._prior_cache = None
         self._demo_prior_key = None
@@ -559,6 +672,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             params["demo_encoder"] = None
         elif params["demo_encoder"] is not None:
             params["demo_encoder"] = str(params["demo_encoder"])
+        module = self.prompt_
+        if module is not None:  # a continuous prompt: its parameters and options, never the base model's weights
+            params["source_options"] = {k: v for k, v in self._source_config().to_dict().items() if k != "source"}
+            if not isinstance(self.model, (str, os.PathLike)):
+                logger.warning("the base model is saved by its name only (%r); pass model= (and tokenizer=) to load() "
+                               "if that name cannot be loaded", self.model_.name)
         config = {
             "format": FORMAT, "version": FORMAT_VERSION,
             "model": (str(self.model) if isinstance(self.model, (str, os.PathLike)) and not self._is_fitted()
@@ -568,8 +687,15 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             "verbalizer": self.verbalizer_.to_dict(),
             "params": params,
         }
+        if module is not None:
+            config["model"] = config["base_model"]
+            config["prompt"] = {"source": self.source, "file": PROMPT_FILE, "parameters": module.n_parameters()}
         with atomic_directory(directory, overwrite=overwrite) as tmp:
-            if config["model"] is None:
+            if module is not None:
+                from safetensors.torch import save_file
+
+                save_file(module.prompt_state(), str(tmp / PROMPT_FILE), metadata={"source": self.source})
+            elif config["model"] is None:
                 loaded = self.model_
                 save_model_folder(loaded.model, loaded.tokenizer, tmp / "model")
             atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
@@ -577,15 +703,26 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | os.PathLike, **overrides: Any) -> PromptClassifier:
-        """Rebuild a classifier saved by :meth:`save`; ``overrides`` replace saved parameters (e.g. ``device``)."""
+        """Rebuild a classifier saved by :meth:`save`; ``overrides`` replace saved parameters (e.g. ``device``;
+        ``model=`` and ``tokenizer=`` give a continuous prompt a base model object to attach to)."""
         directory = Path(directory)
         config = read_config(directory, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier",
                              required=("model", "template", "verbalizer", "params"))
         if not isinstance(config["template"], dict) or "source" not in config["template"]:
             raise PromptlearnError(f"{directory / 'config.json'} is incomplete or damaged (missing the template source)")
         params = dict(config["params"])
+        model = overrides.pop("model", None)
         params.update(overrides)
-        model = config["model"] if config["model"] is not None else str(directory / "model")
+        if model is None:
+            model = config["model"] if config["model"] is not None else str(directory / "model")
         template = Template(config["template"]["source"], name=config["template"].get("name"),
                             shortenable=params.get("shortenable"))
-        return cls(model=model, template=template, verbalizer=config["verbalizer"], **params)
+        classifier = cls(model=model, template=template, verbalizer=config["verbalizer"], **params)
+        if params.get("source", "manual") != "manual":
+            from safetensors.torch import load_file
+
+            if not (directory / PROMPT_FILE).is_file():
+                raise PromptlearnError(f"{directory} holds a {params['source']!r} prompt but not its parameters "
+                                       f"({PROMPT_FILE}); save it again")
+            classifier._pending_prompt_state = load_file(str(directory / PROMPT_FILE))
+        return classifier

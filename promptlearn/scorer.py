@@ -17,6 +17,12 @@ reading the vocabulary distribution only at the positions that matter.
 
 Truncation shortens only the example's fields, never the template's words or the mask; in-context
 demonstrations give way first (see :meth:`Scorer._truncate`).
+
+Continuous prompts (:mod:`promptlearn.prompts`): with a ``prompt_source`` set, a ``[SOFT]`` slot is a token
+boundary (the text on each side is tokenized on its own) and becomes negative placeholder ids that the
+prompt set replaces by its vectors (``inputs_embeds``) right before the model runs, together with any
+per-layer key/value prefixes or adapters; truncation never cuts a soft slot. The position-only head
+shortcut applies unchanged; a shared causal context is then recomputed for every prompt instead of reused.
 """
 
 from __future__ import annotations
@@ -52,11 +58,16 @@ class _Piece:
     """A piece of model input text; ``shortenable`` pieces may be cut from the end to fit the window.
 
     ``demo``: the pool index of the in-context demonstration the piece belongs to (None: the example's own).
+    ``soft``: a soft slot of that many vectors (``text`` is empty), starting at vector ``slot`` of the prompt;
+    ``source``: the prompt (index in the scorer's :class:`~promptlearn.prompts.PromptSet`) the row uses.
     """
 
     text: str
     shortenable: bool = False
     demo: int | None = None
+    soft: int = 0
+    slot: int = 0
+    source: int = 0
 
 
 def default_max_length(model: Any, tokenizer: Any) -> int:
@@ -98,6 +109,23 @@ def _flat_words(verbalizer: Verbalizer) -> list[str]:
     return [word for class_words in verbalizer.words for word in class_words]
 
 
+def _source_of(prompt: Prompt) -> int:
+    """The index of the continuous prompt a rendered prompt uses (a :class:`~promptlearn.PromptBank` sets it)."""
+    return int(getattr(prompt, "source", 0) or 0)
+
+
+def _soft_offset(prompt: Prompt, segment: Segment) -> int:
+    """The index of ``segment``'s first soft vector: soft slots are numbered in template order, and every
+    in-context demonstration numbers its own from 0 (it repeats the template's slots)."""
+    offset = 0
+    for other in prompt.segments:
+        if other is segment:
+            return offset
+        if other.kind == "soft" and other.demo == segment.demo:
+            offset += other.n_soft
+    raise AssertionError("segment not in its prompt")
+
+
 class _PositionHead:
     """Runs a model but applies its vocabulary projection only at chosen positions.
 
@@ -106,8 +134,9 @@ class _PositionHead:
     checked once against full logits; a model where it does not hold falls back to full logits.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, forward: Any = None) -> None:
         self.model = model
+        self.forward = forward or model  # the scorer's forward: injects continuous prompts when it has any
         self.head = model.get_output_embeddings()
         self.enabled: bool | None = None if self.head is not None else False
         self._index: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -132,10 +161,31 @@ class _PositionHead:
             self.enabled = self._check(inputs, rows, cols)
         if self.enabled:
             with self._selecting(rows, cols):
-                output = self.model(**inputs)
+                output = self.forward(**inputs)
             return output.logits.reshape(len(rows), -1), output
-        output = self.model(**inputs)
+        output = self.forward(**inputs)
         return output.logits[rows, cols], output
+
+    def features(self, inputs: dict[str, Any], rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The hidden states ``[len(rows), H]`` the vocabulary projection reads at ``(rows, cols)``; the
+        projection itself is skipped (a linear readout replaces it)."""
+        captured: list[torch.Tensor] = []
+
+        def hook(module: Any, args: tuple) -> None:
+            hidden = args[0]
+            captured.append(hidden[rows, cols] if hidden.dim() == 3 else hidden)
+            raise _Captured
+
+        handle = self.head.register_forward_pre_hook(hook)
+        try:
+            self.forward(**inputs)
+        except _Captured:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise ConfigError("the model never applied its output head; a linear readout cannot read its features")
+        return captured[0]
 
     def _check(self, inputs: dict[str, Any], rows: torch.Tensor, cols: torch.Tensor) -> bool:
         probe = {k: (v[:1] if isinstance(v, torch.Tensor) and k != "cache" else v) for k, v in inputs.items()
@@ -147,9 +197,9 @@ class _PositionHead:
         try:
             self.model.eval()
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
-                full = self.model(**probe).logits[0, cols[keep]]
+                full = self.forward(**probe).logits[0, cols[keep]]
                 with self._selecting(rows[keep], cols[keep]):
-                    part = self.model(**probe).logits.reshape(int(keep.sum()), -1)
+                    part = self.forward(**probe).logits.reshape(int(keep.sum()), -1)
             ok = part.shape == full.shape and torch.allclose(part, full, atol=1e-4, rtol=1e-4)
         except Exception as exc:  # any model whose head cannot take the shortcut
             logger.debug("position-only head disabled: %s", exc)
@@ -161,8 +211,16 @@ class _PositionHead:
         return ok
 
 
+class _Captured(Exception):
+    """Stops a forward pass once the head's input is captured (:meth:`_PositionHead.features`)."""
+
+
 class Scorer:
-    """Common machinery of the masked- and causal-LM scorers."""
+    """Common machinery of the masked- and causal-LM scorers.
+
+    ``prompt_source``: a :class:`~promptlearn.prompts.PromptSet` of continuous prompts (soft slots, deep
+    prefixes, adapters) injected into every forward pass; None (the default) runs the model as it is.
+    """
 
     kind = "base"
 
@@ -175,7 +233,8 @@ class Scorer:
         self.batch_size = batch_size
         self.max_length = max_length or default_max_length(model, tokenizer)
         self.show_progress = show_progress
-        self._head = _PositionHead(model)
+        self.prompt_source: Any = None
+        self._head = _PositionHead(model, self._forward)
         self._word_ids_cache: dict[tuple[str, str, str], tuple[int, ...]] = {}
         self._offsets = bool(getattr(tokenizer, "is_fast", False))
 
@@ -186,6 +245,8 @@ class Scorer:
     # -- public -------------------------------------------------------------------------------
     def score(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> np.ndarray:
         """Class log-scores ``[N, C]`` (not normalised across classes), batched, without gradients."""
+        if self._linear_readout(prompts):
+            return self.readout_log_probs(prompts)
         return aggregate_words(self.word_log_probs(prompts, _flat_words(verbalizer)), verbalizer)
 
     def class_log_scores(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> torch.Tensor:
@@ -193,7 +254,48 @@ class Scorer:
 
         Multi-token words are scored in parallel (one pass); nothing is batched or detached here.
         """
+        if self._linear_readout(prompts):
+            return self.prompt_source.readout(self._batch_features(prompts), [_source_of(p) for p in prompts])
         return aggregate_word_scores(self._batch_word_scores(prompts, _flat_words(verbalizer))[0], verbalizer)
+
+    # -- continuous prompts ------------------------------------------------------------------------
+    def _forward(self, **inputs: Any) -> Any:
+        """One model call; with a :attr:`prompt_source`, its soft vectors, prefixes or adapters are injected."""
+        if self.prompt_source is None:
+            return self.model(**inputs)
+        return self.prompt_source.forward(self.model, inputs)
+
+    def _linear_readout(self, prompts: Sequence[Prompt]) -> bool:
+        """Whether the prompts are read by a linear head (P-tuning v2's readout) instead of label words."""
+        if self.prompt_source is None or not prompts:
+            return False
+        linear = {self.prompt_source.linear(_source_of(p)) for p in prompts}
+        if len(linear) > 1:
+            raise ConfigError("prompts with a linear readout and prompts with label words in one call")
+        return linear.pop()
+
+    def readout_features(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+        """The hidden states the LM head reads where the label word is predicted, ``[N, H]`` (masked LM: at the
+        single mask; causal LM: the last token before the mask), batched, without gradients."""
+        result: torch.Tensor | None = None
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].text))
+        with torch.inference_mode():
+            for chunk in self._batches(order, "features"):
+                values = self._batch_features([prompts[i] for i in chunk], chunk).float().cpu()
+                if result is None:
+                    result = torch.zeros((len(prompts), values.shape[1]))
+                result[chunk] = values
+        return result if result is not None else torch.zeros((0, 0))
+
+    def readout_log_probs(self, prompts: Sequence[Prompt]) -> np.ndarray:
+        """Class log-probabilities of linear readouts, ``[N, C]``, batched, without gradients."""
+        features = self.readout_features(prompts)
+        with torch.inference_mode():
+            out = self.prompt_source.readout(features.to(self.device), [_source_of(p) for p in prompts])
+        return out.double().cpu().numpy()
+
+    def _batch_features(self, prompts: Sequence[Prompt], indices: Sequence[int] | None = None) -> torch.Tensor:
+        raise NotImplementedError
 
     def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
         """log p(word | prompt) for every prompt and word, ``[N, W]``, batched, without gradients."""
@@ -262,15 +364,20 @@ class Scorer:
     # -- tokenisation with truncation ----------------------------------------------------------
     def _pieces(self, segments: Sequence[Segment], prompt: Prompt) -> list[_Piece]:
         pieces = []
+        source = _source_of(prompt)
         for segment in segments:
             if segment.kind == "soft":
-                raise TemplateError("the template has [SOFT] slots; they need a soft-prompt source, not a manual one")
+                if self.prompt_source is None:
+                    raise TemplateError("the template has [SOFT] slots; they need a soft-prompt source "
+                                        "(source='soft' or 'ptuning'), not a manual one")
+                pieces.append(_Piece("", False, segment.demo, segment.n_soft, _soft_offset(prompt, segment), source))
+                continue
             if segment.kind == "mask":
                 raise AssertionError("mask segments are placed by the scorer")
             text = segment.text
             if segment.kind == "field":
                 text = self._clean_field(text)
-            pieces.append(_Piece(text, prompt.is_shortenable(segment), segment.demo))
+            pieces.append(_Piece(text, prompt.is_shortenable(segment), segment.demo, source=source))
         return pieces
 
     def _clean_field(self, text: str) -> str:
@@ -279,6 +386,9 @@ class Scorer:
     def _encode(self, rows: Sequence[list[_Piece]], budgets: Sequence[int], add_special_tokens: bool,
                 describe: Sequence[str]) -> list[list[int]]:
         """Token ids of each row's joined pieces, shortening shortenable pieces until within budget."""
+        if self.prompt_source is not None and any(p.soft or p.source for pieces in rows for p in pieces):
+            return [self._encode_prompted(list(pieces), budgets[i], add_special_tokens, describe[i])
+                    for i, pieces in enumerate(rows)]
         texts = ["".join(p.text for p in pieces) for pieces in rows]
         encoded = self.tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
         out = [list(ids) for ids in encoded]
@@ -287,7 +397,8 @@ class Scorer:
                 out[i] = self._truncate(list(rows[i]), budgets[i], add_special_tokens, describe[i])
         return out
 
-    def _truncate(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str) -> list[int]:
+    def _truncate(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str,
+                  keep_pieces: bool = False) -> Any:
         """Cut the longest shortenable pieces (PET-style) until the tokenised row fits ``budget``.
 
         In-context demonstrations give way first: while the prompt has any, their shortenable fields are
@@ -296,6 +407,8 @@ class Scorer:
         example, as LM-BFF's, the first when they precede it) and the rest are tried again. Only then are
         the example's own fields shortened. The template's words and the mask are never cut. A
         demonstration longer than ``budget`` on its own is an error naming its pool example.
+        ``keep_pieces``: return ``(ids, pieces)``, the pieces as shortened (soft slots are empty pieces that
+        are never cut; their vectors are not counted here).
         """
         checked = False
         for _ in range(20 + len({p.demo for p in pieces})):
@@ -305,7 +418,7 @@ class Scorer:
             ids = list(encoding["input_ids"])
             excess = len(ids) - budget
             if excess <= 0:
-                return ids
+                return (ids, pieces) if keep_pieces else ids
             starts = np.cumsum([0] + [len(p.text) for p in pieces])
             if self._offsets:
                 # Every non-special token counts, zero-width ones (a lone byte-level "Ġ") included.
@@ -356,9 +469,72 @@ class Scorer:
                 else:
                     cut = int(len(piece.text) * keep[k] / max(counts[k], 1))
                 # Always remove at least one character, so the loop makes progress.
-                new_pieces.append(_Piece(piece.text[:max(0, min(cut, len(piece.text) - 1))], True, piece.demo))
+                new_pieces.append(_Piece(piece.text[:max(0, min(cut, len(piece.text) - 1))], True, piece.demo,
+                                         source=piece.source))
             pieces = new_pieces
         raise TruncationError(f"{describe}: could not fit the prompt into {budget} tokens")
+
+    def _encode_prompted(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str) -> list[int]:
+        """Token ids of a row with soft slots (or of a row that names its prompt): the text between soft slots is
+        tokenized on its own (a soft slot is a token boundary) and each slot becomes placeholder ids that the
+        prompt set fills with its vectors. Truncation shortens the fields as for any row; soft slots are never
+        cut (they count against the budget)."""
+        from .prompts.base import tagged_id
+
+        source = max(p.source for p in pieces)
+        ids = self._splice(pieces, add_special_tokens)
+        target = budget - sum(p.soft for p in pieces)
+        for _ in range(8):
+            if len(ids) <= budget:
+                break
+            _, kept = self._truncate(pieces, target, add_special_tokens, describe, keep_pieces=True)
+            ids = self._splice(kept, add_special_tokens)
+            target -= max(0, len(ids) - budget)  # the text tokenized apart can take a token more than joined
+        if len(ids) > budget:
+            raise TruncationError(f"{describe}: could not fit the prompt and its soft slots into {budget} tokens")
+        if source and not any(p.soft for p in pieces):  # name the row's prompt on its first token
+            if not ids:
+                ids = [self._empty_row_token()]
+            ids[0] = tagged_id(source, ids[0])
+        return ids
+
+    def _splice(self, pieces: list[_Piece], add_special_tokens: bool) -> list[int]:
+        from .prompts.base import soft_id
+
+        runs: list[str] = []
+        slots: list[_Piece] = []
+        text = ""
+        for piece in pieces:
+            if piece.soft:
+                runs.append(text)
+                slots.append(piece)
+                text = ""
+            else:
+                text += piece.text
+        runs.append(text)
+        encoded = self.tokenizer(runs, add_special_tokens=False)["input_ids"]
+        body: list[int] = list(encoded[0])
+        for slot, run in zip(slots, encoded[1:]):
+            body += [soft_id(slot.source, slot.slot + j) for j in range(slot.soft)] + list(run)
+        if not add_special_tokens:
+            return body
+        before, after = self._special_wrap()
+        return before + body + after
+
+    def _special_wrap(self) -> tuple[list[int], list[int]]:
+        """The special tokens the tokenizer puts before and after a text (e.g. [CLS] / [SEP], BOS)."""
+        wrap = getattr(self, "_wrap_cache", None)
+        if wrap is None:
+            plain = list(self.tokenizer("a", add_special_tokens=False)["input_ids"])
+            full = list(self.tokenizer("a", add_special_tokens=True)["input_ids"])
+            start = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), None)
+            if start is None:
+                raise ConfigError("cannot tell where this tokenizer puts its special tokens; soft slots need that")
+            wrap = self._wrap_cache = (full[:start], full[start + len(plain):])
+        return wrap
+
+    def _empty_row_token(self) -> int:
+        raise TemplateError("a prompt rendered to no tokens at all")
 
     # -- running the model --------------------------------------------------------------------
     def _batches(self, order: Sequence[int], desc: str) -> Iterator[list[int]]:
@@ -456,6 +632,14 @@ class MaskedLMScorer(Scorer):
         details = (ids_per_prompt, spans, token_lp, encoded, positions)
         return scores.view(len(prompts), n_words), details
 
+    def _batch_features(self, prompts: Sequence[Prompt], indices: Sequence[int] | None = None) -> torch.Tensor:
+        encoded = self._rows(prompts, [(i, 1) for i in range(len(prompts))], indices)
+        ids, attention = self._pad(encoded)
+        cols = [row.index(self.tokenizer.mask_token_id) for row in encoded]
+        return self._head.features({"input_ids": ids, "attention_mask": attention},
+                                   torch.arange(len(prompts), device=self.device),
+                                   torch.as_tensor(cols, device=self.device))
+
     def _refine(self, chunk: list[int], details: Any, result: np.ndarray) -> None:
         if self.multi_token != "left_to_right":
             return
@@ -550,6 +734,9 @@ class CausalLMScorer(Scorer):
         if self.after_mask == "drop":
             return [self.word_ids(w, anchor, separator) for w in words]
         index = prompt.mask_index()
+        if any(s.kind == "soft" for s in prompt.segments[index + 1:]):
+            raise TemplateError("after_mask='score' cannot score [SOFT] slots after [MASK]; put the soft slots before "
+                                "the mask or use after_mask='drop'")
         suffix = "".join(p.text for p in self._pieces(prompt.segments[index + 1:], prompt))
         return [self.word_ids(w + suffix, anchor, separator) for w in words]
 
@@ -557,14 +744,32 @@ class CausalLMScorer(Scorer):
         index = prompt.mask_index()
         pieces = self._pieces(prompt.segments[start:index], prompt)
         # The space before the mask belongs to the word's first token (" great"), not to the prefix.
-        if pieces:
-            pieces[-1] = _Piece(pieces[-1].text.rstrip(" "), pieces[-1].shortenable, pieces[-1].demo)
+        if pieces and not pieces[-1].soft:
+            pieces[-1] = _Piece(pieces[-1].text.rstrip(" "), pieces[-1].shortenable, pieces[-1].demo,
+                                source=pieces[-1].source)
         return pieces
+
+    def _empty_row_token(self) -> int:
+        if self._start_token is None:
+            raise TemplateError("a causal LM needs text before [MASK], and this tokenizer has no BOS/EOS "
+                                "token to start from; put the mask at the end of the template")
+        return self._start_token
+
+    def _batch_features(self, prompts: Sequence[Prompt], indices: Sequence[int] | None = None) -> torch.Tensor:
+        n = len(prompts)
+        pieces = [self._prefix_pieces(prompt) for prompt in prompts]
+        describe = [f"example {i}" for i in (indices if indices is not None else range(n))]
+        prefixes = self._encode(pieces, [self.max_length] * n, True, describe)
+        prefixes = [ids or [self._empty_row_token()] for ids in prefixes]
+        ids, attention = self._pad(prefixes)
+        return self._head.features({"input_ids": ids, "attention_mask": attention, "use_cache": False},
+                                   torch.arange(n, device=self.device),
+                                   torch.as_tensor([len(p) - 1 for p in prefixes], device=self.device))
 
     # -- shared contexts (demonstrations before the example) ------------------------------------
     @contextmanager
     def _reusing_contexts(self, prompts: Sequence[Prompt]) -> Iterator[None]:
-        if not self.prefix_cache:
+        if not self.prefix_cache or self.prompt_source is not None:  # continuous prompts: no context reuse
             yield
             return
         counts = Counter(self._context_text(p) for p in prompts if p.context)
@@ -597,7 +802,7 @@ class CausalLMScorer(Scorer):
         contexts = [0] * len(prompts)
         joint = []
         for i, prompt in enumerate(prompts):
-            if prompt.context:
+            if prompt.context and self.prompt_source is None:  # continuous prompts: tokenized as one text
                 context = self._context_ids(self._context_text(prompt))
                 rest_text = "".join(p.text for p in self._prefix_pieces(prompt, prompt.context))
                 rest = list(self.tokenizer(rest_text, add_special_tokens=False)["input_ids"]) if rest_text else []
