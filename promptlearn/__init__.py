@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "adapt": "adapt",
+    "PromptBank": "bank",
     "FineTuneClassifier": "baselines", "ProbeClassifier": "baselines",
     "contextual_calibration": "calibration",
     "PromptClassifier": "classifier",

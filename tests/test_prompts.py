@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from promptlearn import ConfigError, PromptClassifier, SoftPromptConfig, Template, TemplateError
+from promptlearn import ConfigError, PromptBank, PromptClassifier, SoftPromptConfig, Template, TemplateError
 from promptlearn.prompts import BuildContext, DeepPromptConfig, PromptSet, build_prompt
 from promptlearn.prompts.base import decode_ids, soft_id, tagged_id
 
@@ -285,6 +285,66 @@ def test_prompt_configuration_errors(tiny_bert_dir):
         make(tiny_bert_dir, "soft", trainable="top:1").fit(POS[:1] + NEG[:1], ["pos", "neg"])
     with pytest.raises(ConfigError, match="not a PEFT tuner"):
         make(tiny_bert_dir, "adapter", {"method": "prompt_tuning"}).prompt_
+
+
+# -- many prompts, one batch --------------------------------------------------------------------------
+BANK = {  # name -> (source, options, template, verbalizer, calibrate)
+    "soft": ("soft", None, "[SOFT:2] {{ text }} It [SOFT] was [MASK].", VERBALIZER, False),
+    "soft_b": ("soft", {"init": "label_words"}, "{{ text }} [SOFT:3] [MASK].", {"n": ["bad", "terrible"], "p": ["good"]},
+               True),
+    "ptuning": ("ptuning", {"encoder": "mlp"}, TEMPLATE, VERBALIZER, False),
+    "deep": ("deep", {"prefix_length": 3}, TEMPLATE, VERBALIZER, False),
+    "deep_long": ("deep", {"prefix_length": 5, "reparameterize": True, "hidden_size": 16}, TEMPLATE, VERBALIZER, True),
+    "linear": ("deep", {"readout": "linear"}, TEMPLATE, VERBALIZER, False),
+    "lora": ("lora", {"r": 2}, TEMPLATE, VERBALIZER, False),
+    "bitfit": ("bitfit", None, TEMPLATE, VERBALIZER, False),
+    "manual": ("manual", None, "{{ text }} All in all , [MASK] .", VERBALIZER, False),
+}
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_llama_dir"])
+def test_bank_mixed_batch_equals_separate_runs(fixture, request, tmp_path):
+    path = request.getfixturevalue(fixture)
+    texts = POS[:3] + NEG[:3] + ["the plot is a mess and the acting is worse , terrible"]
+    names = [n for n in BANK if not (n == "bitfit" and fixture == "tiny_llama_dir")]  # Llama has no biases
+    separate = {}
+    for k, name in enumerate(names):
+        source, options, template, verbalizer, calibrate = BANK[name]
+        clf = PromptClassifier(str(path), template, verbalizer, source=source, source_options=options, seed=k,
+                               calibrate=calibrate, learning_rate=0.05, max_steps=2, show_progress=False)
+        if source in ("lora", "bitfit", "deep"):  # LoRA's B and BitFit's offsets start at zero: train a little
+            clf.fit(POS[:2] + NEG[:2], ["pos", "pos", "neg", "neg"] if verbalizer is VERBALIZER else
+                    ["p", "p", "n", "n"])
+        clf.save(tmp_path / name)
+        separate[name] = PromptClassifier.load(tmp_path / name).predict_log_proba(texts)
+    bank = PromptBank(str(path), batch_size=5)
+    for name in names:
+        bank.add(name, tmp_path / name)
+    rng = np.random.default_rng(0)
+    rows = [(name, i) for name in names for i in range(len(texts))]
+    rows = [rows[j] for j in rng.permutation(len(rows))]
+    got = bank.predict_log_proba_rows([texts[i] for _, i in rows], [name for name, _ in rows])
+    errors = {}
+    for values, (name, i) in zip(got, rows):
+        errors[name] = max(errors.get(name, 0.0), float(np.abs(values - separate[name][i]).max()))
+    worst = max(errors.values())
+    assert worst < 1e-5, errors
+    labels = bank.predict([texts[0], texts[1]], ["soft_b", "soft"])
+    assert labels[0] in ("n", "p") and labels[1] in ("neg", "pos")
+    with pytest.raises(ConfigError, match="different classes"):
+        bank.predict_proba([texts[0], texts[1]], ["soft_b", "soft"])
+    assert bank.predict_proba(texts[:2], "deep").shape == (2, 2)
+
+
+def test_bank_takes_fitted_classifiers_and_checks_base(tiny_bert_dir, tiny_roberta_dir, tmp_path):
+    clf = make(tiny_bert_dir, "soft", seed=3)
+    bank = PromptBank(str(tiny_bert_dir)).add("mine", clf)
+    assert np.allclose(bank.predict_proba(POS[:2], "mine"), clf.predict_proba(POS[:2]), atol=1e-6)
+    clf.save(tmp_path / "p")
+    with pytest.raises(ConfigError, match="was trained on"):
+        PromptBank(str(tiny_roberta_dir)).add("other", tmp_path / "p")
+    with pytest.raises(ConfigError, match="unknown prompt"):
+        bank.predict(POS[:1], "nobody")
 
 
 # -- demonstrations --------------------------------------------------------------------------------------
