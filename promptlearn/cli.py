@@ -36,7 +36,22 @@ EPILOG_TRAIN = """examples:
       --data ../shared/data/lm-bff/k-shot/SST-2/16-13 --output runs/sst2-pet --max-steps 200
   promptlearn train ... --template A --template B --unlabeled unlabelled.csv --ipet-generations 2 --distill \\
       --student finetune --output runs/ipet-student     # iPET, then distil into one sequence classifier
+  promptlearn train --model ./my-mlm --template "[SOFT:4] {{ text }} [SOFT:2] [MASK]." --verbalizer sst2 \\
+      --source soft --soft-init label_words --data sst2 --output runs/sst2-soft   # prompt tuning (base frozen)
+  promptlearn train ... --source deep --prefix-length 16 --readout linear --output runs/sst2-deep  # P-tuning v2
+  promptlearn train ... --source lora --lora-r 8 --output runs/sst2-lora       # LoRA through PEFT
 """
+
+# --source options: flag -> (the sources it applies to, the source option it sets)
+SOURCE_FLAGS = {
+    "soft_tokens": (("soft", "ptuning"), "n_tokens"), "soft_init": (("soft",), "init"),
+    "soft_init_text": (("soft",), "init_text"), "ptuning_encoder": (("ptuning",), "encoder"),
+    "encoder_hidden": (("ptuning", "deep"), "hidden_size"), "prefix_length": (("deep",), "prefix_length"),
+    "prefix_init": (("deep",), "init"), "prefix_projection": (("deep",), "reparameterize"),
+    "readout": (("deep",), "readout"), "lora_r": (("lora",), "r"), "lora_alpha": (("lora",), "lora_alpha"),
+    "lora_dropout": (("lora",), "lora_dropout"), "lora_targets": (("lora",), "target_modules"),
+    "adapter_method": (("adapter",), "method"), "bitfit_pattern": (("bitfit",), "pattern"),
+}
 
 EPILOG_EVALUATE = """examples:
   promptlearn evaluate --template sst2/review --data ../shared/data/lm-bff/k-shot/SST-2/16-13
@@ -172,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
     inputs.add_argument("--resume", action="store_true", help="continue an interrupted run from --output's checkpoint")
     hyper = train.add_argument_group("hyper-parameters")
-    hyper.add_argument("--learning-rate", type=float, default=1e-5, help="AdamW learning rate (default 1e-5)")
+    hyper.add_argument("--learning-rate", type=float,
+                       help="AdamW learning rate (default 1e-5; with --source, that source's starting point: soft "
+                            "3e-2, ptuning 1e-3, deep 1e-2, lora 5e-4, adapter 3e-3, bitfit 1e-3)")
     hyper.add_argument("--epochs", type=float, default=10.0, help="passes over the training data (default 10)")
     hyper.add_argument("--max-steps", type=_positive_int, help="optimizer steps (overrides --epochs)")
     hyper.add_argument("--train-batch-size", type=_positive_int, default=8, help="examples per step (default 8)")
@@ -205,6 +222,42 @@ def build_parser() -> argparse.ArgumentParser:
     several.add_argument("--ipet-generations", type=int, default=0, metavar="N",
                          help="iPET generations after PET: each prompt is retrained on the labelled data plus "
                               "--unlabeled examples labelled by the other prompts, 5x more per generation")
+    sources = train.add_argument_group(
+        "continuous prompts and lightweight fine-tuning (the base model stays frozen; --output holds only the "
+        "prompt's parameters and the base model's name)")
+    sources.add_argument("--source", default="manual",
+                         choices=("manual", "soft", "ptuning", "deep", "lora", "adapter", "bitfit"),
+                         help="what trains: manual (the model's weights, PET / LM-BFF; default), soft (prompt tuning: "
+                              "the template's [SOFT] / [SOFT:n] slots), ptuning (those from an LSTM/MLP encoder), "
+                              "deep (P-tuning v2: key/value prefixes at every layer), lora / adapter (PEFT), bitfit "
+                              "(biases only)")
+    sources.add_argument("--soft-tokens", type=_positive_int, metavar="N",
+                         help="soft / ptuning with a template without [SOFT] slots: prepend [SOFT:N] (default 8)")
+    sources.add_argument("--soft-init", choices=("vocab", "label_words", "text", "random"),
+                         help="soft: start from random vocabulary embeddings (default), the label words', "
+                              "--soft-init-text's, or random noise (weak)")
+    sources.add_argument("--soft-init-text", help="soft: the text whose token embeddings start the soft prompt")
+    sources.add_argument("--ptuning-encoder", choices=("lstm", "mlp"), help="ptuning: the prompt encoder (default lstm)")
+    sources.add_argument("--encoder-hidden", type=_positive_int, metavar="N",
+                         help="ptuning: encoder width (default: the embedding size); deep: the MLP's with "
+                              "--prefix-projection (default 512)")
+    sources.add_argument("--prefix-length", type=_positive_int, metavar="N",
+                         help="deep: keys/values per layer (default 8)")
+    sources.add_argument("--prefix-init", choices=("vocab", "random"),
+                         help="deep: the model's own keys/values of random tokens (default) or normal noise")
+    sources.add_argument("--prefix-projection", action="store_true",
+                         help="deep: prefix tuning's MLP reparameterisation")
+    sources.add_argument("--readout", choices=("verbalizer", "linear"),
+                         help="deep: class scores from the label words at the mask (default) or a linear head on "
+                              "the mask's hidden state (P-tuning v2's)")
+    sources.add_argument("--lora-r", type=_positive_int, help="lora: rank (default 8)")
+    sources.add_argument("--lora-alpha", type=float, help="lora: scaling alpha (default 16)")
+    sources.add_argument("--lora-dropout", type=float, help="lora: dropout (default 0)")
+    sources.add_argument("--lora-targets", metavar="NAMES",
+                         help="lora: comma-separated module names (default: PEFT's for the architecture)")
+    sources.add_argument("--adapter-method", metavar="PEFT_TYPE",
+                         help="adapter: a PEFT tuner such as ia3 (default), loha, lokr, oft, vera, ln_tuning")
+    sources.add_argument("--bitfit-pattern", metavar="REGEX", help="bitfit: train only the biases whose names match")
     train.set_defaults(run=run_train)
 
     adapt = commands.add_parser(
@@ -590,7 +643,7 @@ def run_train(args: argparse.Namespace) -> int:
     if prompts is not None:
         return _train_ensemble(args, prompts, output, (train_x, train_y),
                                (dev_x, dev_y) if dev_x is not None else None, unlabeled)
-    classifier = _classifier(args, checkpoint_dir=str(output), **_training_options(args))
+    classifier = _classifier(args, checkpoint_dir=str(output), **_training_options(args), **_source_options(args))
     classifier.template_, classifier.verbalizer_  # validate before loading the model
     start = time.perf_counter()
     classifier.fit(train_x, train_y, unlabeled=unlabeled,
@@ -606,9 +659,31 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_options(args: argparse.Namespace) -> dict[str, Any]:
+    """PromptClassifier's ``source`` and ``source_options`` from `promptlearn train`'s --source options."""
+    source = getattr(args, "source", "manual")
+    options: dict[str, Any] = {}
+    for dest, (sources, option) in SOURCE_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is None or value is False:
+            continue
+        if source not in sources:
+            flag = "--" + dest.replace("_", "-")
+            raise PromptlearnError(f"{flag} applies to --source {' or '.join(sources)}, not {source}")
+        options[option] = [t.strip() for t in value.split(",") if t.strip()] if dest == "lora_targets" else value
+    if options.get("init_text") and "init" not in options:
+        options["init"] = "text"
+    return {"source": source, "source_options": options or None} if source != "manual" else {}
+
+
 def _training_options(args: argparse.Namespace) -> dict[str, Any]:
     """PromptClassifier's training parameters from `promptlearn train`'s options."""
-    return dict(learning_rate=args.learning_rate, epochs=args.epochs, max_steps=args.max_steps,
+    learning_rate = args.learning_rate
+    if learning_rate is None:
+        from .prompts import LEARNING_RATES
+
+        learning_rate = LEARNING_RATES[getattr(args, "source", "manual")]
+    return dict(learning_rate=learning_rate, epochs=args.epochs, max_steps=args.max_steps,
                 train_batch_size=args.train_batch_size, gradient_accumulation_steps=args.gradient_accumulation,
                 warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, trainable=args.trainable,
                 mlm_weight=args.mlm_weight, eval_every=args.eval_every, patience=args.patience, seed=args.seed)
@@ -648,7 +723,7 @@ def _train_ensemble(args: argparse.Namespace, prompts: list[tuple[str, str | Non
 
     def prompt_classifier(template: str, verbalizer: str | None) -> Any:
         member = _classifier(argparse.Namespace(**{**vars(args), "template": template, "verbalizer": verbalizer}),
-                             **_training_options(args))
+                             **_training_options(args), **_source_options(args))
         member.template_, member.verbalizer_  # validate before loading the model
         return member
 
@@ -685,6 +760,7 @@ def _finetune_student(args: argparse.Namespace) -> Any:
     from .baselines import FineTuneClassifier
 
     options = {k: v for k, v in _training_options(args).items() if k not in ("trainable", "mlm_weight")}
+    options["learning_rate"] = args.learning_rate if args.learning_rate is not None else 1e-5  # full fine-tuning
     if args.max_length:
         options["max_length"] = args.max_length
     return FineTuneClassifier(args.model, batch_size=args.batch_size, device=args.device, show_progress=None,

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from promptlearn import ConfigError, PromptBank, PromptClassifier, SoftPromptConfig, Template, TemplateError
+from promptlearn.cli import main
 from promptlearn.prompts import BuildContext, DeepPromptConfig, PromptSet, build_prompt
 from promptlearn.prompts.base import decode_ids, soft_id, tagged_id
 
@@ -347,7 +348,7 @@ def test_bank_takes_fitted_classifiers_and_checks_base(tiny_bert_dir, tiny_rober
         bank.predict(POS[:1], "nobody")
 
 
-# -- demonstrations --------------------------------------------------------------------------------------
+# -- demonstrations, CLI -------------------------------------------------------------------------------
 def test_soft_prompt_with_demonstrations_reuses_the_slots(tiny_bert_dir):
     clf = make(tiny_bert_dir, "soft", template="[SOFT:2] {{ text }} It was [MASK].", demos=1,
                demo_pool=(POS[:2] + NEG[:2], ["pos", "pos", "neg", "neg"]))
@@ -355,6 +356,29 @@ def test_soft_prompt_with_demonstrations_reuses_the_slots(tiny_bert_dir):
     row = clf.scorer_._rows([prompt], [(0, 1)])[0]
     assert [t for t in row if t < 0] == [soft_id(0, 0), soft_id(0, 1)] * 3  # the example's and each demo's
     assert np.isfinite(clf.predict_proba(["a fine film"])).all()
+
+
+def test_cli_train_with_sources(tiny_bert_dir, tmp_path, capsys):
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "".join(f"{t},pos\n" for t in POS[:2]) + "".join(f"{t},neg\n" for t in NEG[:2]))
+    verbalizer = tmp_path / "v.json"
+    verbalizer.write_text(json.dumps(VERBALIZER))
+    common = ["train", "--model", str(tiny_bert_dir), "--template", TEMPLATE, "--verbalizer", str(verbalizer),
+              "--train", str(train), "--max-steps", "2"]
+    assert main(common + ["--output", str(tmp_path / "soft"), "--source", "soft", "--soft-tokens", "3",
+                          "--soft-init", "label_words"]) == 0
+    config = json.loads((tmp_path / "soft" / "config.json").read_text())
+    assert config["params"]["source_options"]["n_tokens"] == 3 and config["params"]["learning_rate"] == 3e-2
+    assert config["template"]["source"].startswith("[SOFT:3] ")
+    assert main(common + ["--output", str(tmp_path / "lora"), "--source", "lora", "--lora-r", "2",
+                          "--lora-targets", "query,value"]) == 0
+    assert json.loads((tmp_path / "lora" / "config.json").read_text())["params"]["source_options"]["target_modules"] \
+        == ["query", "value"]
+    capsys.readouterr()
+    assert main(["evaluate", "--model-dir", str(tmp_path / "lora"), "--data", str(train)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert main(common + ["--output", str(tmp_path / "bad"), "--source", "soft", "--prefix-length", "4"]) == 2
+    assert "--prefix-length applies to --source deep" in capsys.readouterr().err
 
 
 def test_template_soft_count_in_loops(tiny_bert_dir):
