@@ -98,7 +98,8 @@ class PromptBank:
             member = self._from_folder(name, Path(prompt))
         if member.demos or member.chat_template:
             raise ConfigError(f"prompt {name!r} uses demonstrations or a chat template, which a bank does not support")
-        option, value = ("after_mask", self.after_mask) if loaded.kind == "causal" else ("multi_token", self.multi_token)
+        causal = loaded.kind == "causal"
+        option, value = ("after_mask", self.after_mask) if causal else ("multi_token", self.multi_token)
         if getattr(member, option) != value:
             raise ConfigError(f"prompt {name!r} scores with {option}={getattr(member, option)!r}, the bank with "
                               f"{value!r}; make them agree")
@@ -136,8 +137,8 @@ class PromptBank:
         if self.check_base and self.model_name is not None and base != self.model_name:
             raise ConfigError(f"prompt {name!r} ({folder}) was trained on {base!r}, the bank's model is "
                               f"{self.model_name!r} (check_base=False to attach it anyway)")
-        return PromptClassifier.load(folder, model=self.loaded.model, tokenizer=self.loaded.tokenizer,
-                                     show_progress=self.scorer.show_progress)
+        return PromptClassifier.load(folder, model=self.loaded.model, tokenizer=self.loaded.tokenizer, device=None,
+                                     show_progress=self.scorer.show_progress)  # the shared model stays where it is
 
     def _from_classifier(self, name: str, classifier: PromptClassifier) -> PromptClassifier:
         from sklearn.base import clone

@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="soft: start from random vocabulary embeddings (default), the label words', "
                               "--soft-init-text's, or random noise (weak)")
     sources.add_argument("--soft-init-text", help="soft: the text whose token embeddings start the soft prompt")
-    sources.add_argument("--ptuning-encoder", choices=("lstm", "mlp"), help="ptuning: the prompt encoder (default lstm)")
+    sources.add_argument("--ptuning-encoder", choices=("lstm", "mlp"),
+                         help="ptuning: the prompt encoder (default lstm)")
     sources.add_argument("--encoder-hidden", type=_positive_int, metavar="N",
                          help="ptuning: encoder width (default: the embedding size); deep: the MLP's with "
                               "--prefix-projection (default 512)")

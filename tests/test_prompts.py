@@ -291,8 +291,8 @@ def test_prompt_configuration_errors(tiny_bert_dir):
 # -- many prompts, one batch --------------------------------------------------------------------------
 BANK = {  # name -> (source, options, template, verbalizer, calibrate)
     "soft": ("soft", None, "[SOFT:2] {{ text }} It [SOFT] was [MASK].", VERBALIZER, False),
-    "soft_b": ("soft", {"init": "label_words"}, "{{ text }} [SOFT:3] [MASK].", {"n": ["bad", "terrible"], "p": ["good"]},
-               True),
+    "soft_b": ("soft", {"init": "label_words"}, "{{ text }} [SOFT:3] [MASK].",
+               {"n": ["bad", "terrible"], "p": ["good"]}, True),
     "ptuning": ("ptuning", {"encoder": "mlp"}, TEMPLATE, VERBALIZER, False),
     "deep": ("deep", {"prefix_length": 3}, TEMPLATE, VERBALIZER, False),
     "deep_long": ("deep", {"prefix_length": 5, "reparameterize": True, "hidden_size": 16}, TEMPLATE, VERBALIZER, True),

@@ -44,7 +44,8 @@ LEARNING_RATES = {"manual": 1e-5, "soft": 3e-2, "ptuning": 1e-3, "deep": 1e-2, "
 
 __all__ = [
     "AdapterPromptConfig", "BitFit", "BitFitConfig", "BuildContext", "CONFIGS", "DEFAULT_SOFT_TOKENS", "DeepPrompt",
-    "DeepPromptConfig", "LEARNING_RATES", "LoraPromptConfig", "ManualConfig", "ManualPrompt", "PTuningConfig", "PTuningPrompt", "PeftPrompt",
+    "DeepPromptConfig", "LEARNING_RATES", "LoraPromptConfig", "ManualConfig", "ManualPrompt", "PTuningConfig",
+    "PTuningPrompt", "PeftPrompt",
     "PromptModule", "PromptSet", "SOFT_SOURCES", "SOURCES", "SoftPrompt", "SoftPromptConfig", "SourceConfig",
     "build_prompt", "check_prefix_support", "source_config",
 ]

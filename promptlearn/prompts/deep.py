@@ -108,8 +108,9 @@ class DeepPrompt(PromptModule):
             if config.reparameterize:
                 dim = int(model.get_input_embeddings().weight.shape[1])
                 self.tokens = nn.Parameter(embedding_of(model, _sampled_tokens(context, length, generator)))
+                width = self.n_layers * 2 * self.kv_heads * self.head_dim
                 self.mlp = nn.Sequential(nn.Linear(dim, config.hidden_size), nn.Tanh(),
-                                         nn.Linear(config.hidden_size, self.n_layers * 2 * self.kv_heads * self.head_dim))
+                                         nn.Linear(config.hidden_size, width))
             elif config.init == "vocab":
                 self.prefix_kv = nn.Parameter(activations(model, _sampled_tokens(context, length, generator)))
             else:
