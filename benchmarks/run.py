@@ -914,6 +914,26 @@ def _env_line(env: Mapping[str, Any]) -> str:
             f"{env.get('torch_threads')} torch threads)")
 
 
+def _wall_time_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per method: the median wall time of its finished runs (training and test prediction)."""
+    lines = []
+    for method in config.methods:
+        runs = [r["timing"] for r in seen if r.get("method") == method.name and (r.get("timing") or {}).get("seconds")]
+        if not runs:
+            continue
+        seconds = [t["seconds"] for t in runs]
+        text = (f"- `{method.name}`: {np.median(seconds):.1f} s per run (median of {len(runs)}; "
+                f"{min(seconds):.1f}–{max(seconds):.1f} s)")
+        fits = [t["fit_seconds"] for t in runs if t.get("fit_seconds") is not None]
+        if fits:
+            text += f", of which training {np.median(fits):.1f} s"
+        lines.append(text)
+    if not lines:
+        return []
+    return ["Wall time per run on the machine below (each cell's `timing`; it varies with the machine's load, "
+            "the accuracies do not):", ""] + lines + [""]
+
+
 def render_table(config: Config, results: Path, *, command: str, skipped: Mapping[str, str] | None = None,
                  plot_note: str | None = None) -> str:
     stats, seen = collect(config, results)
@@ -972,6 +992,7 @@ def render_table(config: Config, results: Path, *, command: str, skipped: Mappin
         lines += ([f"![accuracy vs K](k_sweep.png)", ""] if plot_note is None else [f"Plot: {plot_note}", ""])
     if skipped:
         lines += [f"- `{name}` skipped: {why}" for name, why in skipped.items()] + [""]
+    lines += _wall_time_lines(config, seen)
     lines += ["Methods:", ""]
     templates: dict[str, set[str]] = {}
     for result in seen:
