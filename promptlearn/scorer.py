@@ -159,7 +159,7 @@ class _PositionHead:
     @contextmanager
     def _selecting(self, rows: torch.Tensor, cols: torch.Tensor, place: Any = None) -> Iterator[None]:
         self._index = (rows, cols)
-        handle = (place or self._hooked).register_forward_pre_hook(self._hook)
+        handle = (place if place is not None else self._hooked).register_forward_pre_hook(self._hook)
         try:
             yield
         finally:
@@ -317,8 +317,7 @@ class Scorer:
         """log p(word | prompt) for every prompt and word, ``[N, W]``, batched, without gradients."""
         result = np.zeros((len(prompts), len(words)), dtype=np.float64)
         # Similar lengths together (and prompts with the same shared context, which a causal LM reuses).
-        lengths = self._token_lengths(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: (self._context_text(prompts[i]), -lengths[i]))
+        order = self._length_order(prompts, group=self._context_text)
         with torch.inference_mode(), self._reusing_contexts(prompts):
             for chunk in self._batches(order, "scoring"):
                 scores, details = self._batch_word_scores([prompts[i] for i in chunk], words, chunk)
@@ -562,10 +561,13 @@ class Scorer:
         encoded = self.tokenizer([p.text for p in prompts], add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
-    def _length_order(self, prompts: Sequence[Prompt]) -> list[int]:
-        """Prompt indices, longest first (see :meth:`_token_lengths`)."""
+    def _length_order(self, prompts: Sequence[Prompt], group: Any = None) -> list[int]:
+        """Prompt indices, longest first (see :meth:`_token_lengths`); with ``group`` (prompt -> key), prompts
+        with the same key are kept together first."""
         lengths = self._token_lengths(prompts)
-        return sorted(range(len(prompts)), key=lambda i: -lengths[i])
+        if group is None:
+            return sorted(range(len(prompts)), key=lambda i: -lengths[i])
+        return sorted(range(len(prompts)), key=lambda i: (group(prompts[i]), -lengths[i]))
 
     def _batches(self, order: Sequence[int], desc: str) -> Iterator[list[int]]:
         show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
