@@ -489,27 +489,42 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 self._demo_priors[demos] = content_free_prior(block)
         return np.stack([self._demo_priors[d] for d in demo_sets]) if demo_sets else np.zeros((0, len(verbalizer)))
 
-    def _context_log_probs(self, examples: list[dict[str, Any]], calibrate: bool) -> np.ndarray:
-        """Class log-probabilities with demonstrations / a chat template: every demonstration set is scored
-        (and calibrated with its own prior), then the sets' log-probabilities are averaged and renormalised."""
+    def _context_log_probs(self, examples: list[dict[str, Any]], calibrations: Sequence[bool]) -> list[np.ndarray]:
+        """Class log-probabilities with demonstrations / a chat template, one array per entry of ``calibrations``
+        (from one scoring pass): every demonstration set is scored (and, where calibrated, divided by its own
+        prior), then the sets' log-probabilities are averaged and renormalised."""
         n_sets = self.demo_sets if self.demos else 1
         prompts = [p for s in range(n_sets) for p in self._demo_prompts(examples, s)]
         n_classes = len(self.verbalizer_)
         log_probs = log_normalize(self.scorer_.score(prompts, self.verbalizer_))
-        if calibrate:
-            log_probs = contextual_calibration(log_probs, self._context_priors([p.demonstrations for p in prompts]))
-        return log_normalize(log_probs.reshape(n_sets, len(examples), n_classes).mean(axis=0))
+        out = []
+        for calibrate in calibrations:
+            variant = (contextual_calibration(log_probs, self._context_priors([p.demonstrations for p in prompts]))
+                       if calibrate else log_probs)
+            out.append(log_normalize(variant.reshape(n_sets, len(examples), n_classes).mean(axis=0)))
+        return out
 
     # -- inference -------------------------------------------------------------------------------
     def _log_probs(self, X: Any, calibrate: bool) -> np.ndarray:
+        return self._log_probs_variants(X, (calibrate,))[0]
+
+    def _log_probs_variants(self, X: Any, calibrations: Sequence[bool]) -> list[np.ndarray]:
+        """Class log-probabilities of ``X``, raw or calibrated per entry of ``calibrations``; one scoring pass."""
         template, verbalizer = self.template_, self.verbalizer_
         examples = as_examples(X, template.fields)
         if self._uses_context() and examples:
-            return self._context_log_probs(examples, calibrate)
+            return self._context_log_probs(examples, calibrations)
         prompts = [template.render(example) for example in examples]
         scores = self.scorer_.score(prompts, verbalizer)
         log_probs = log_normalize(scores) if len(examples) else np.zeros((0, len(verbalizer)))
-        return contextual_calibration(log_probs, self.content_free_prior()) if calibrate else log_probs
+        return [contextual_calibration(log_probs, self.content_free_prior()) if calibrate else log_probs
+                for calibrate in calibrations]
+
+    def raw_and_calibrated_log_proba(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``predict_log_proba`` with ``calibrate=False`` and with ``calibrate=True``, from one scoring pass of
+        ``X`` (calibration only adds the content-free inputs): for comparing the two at the cost of one."""
+        raw, calibrated = self._log_probs_variants(X, (False, True))
+        return raw, calibrated
 
     def content_free_prior(self) -> np.ndarray:
         """The prompt's class prior on content-free inputs (what calibration divides out).
@@ -626,7 +641,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
         def evaluate() -> float:
             if contextual:
-                predicted = self._context_log_probs(dev_examples, calibrate=False).argmax(axis=1)
+                predicted = self._context_log_probs(dev_examples, (False,))[0].argmax(axis=1)
             else:
                 predicted = scorer.score(dev_prompts, verbalizer).argmax(axis=1)  # type: ignore[arg-type]
             return float((predicted == dev_labels).mean())

@@ -44,6 +44,7 @@ then measures only the weights). Members that ``fit`` trains get a copy each (PE
 
 from __future__ import annotations
 
+import copy
 import gc
 import inspect
 import json
@@ -454,12 +455,40 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
         self.ipet_history_ = [{"generation": 0, "train_sizes": [len(X) if self._trains(m) else 0 for m in members]}]
         if ipet:
             try:
-                self._ipet(X, names, unlabeled_list, unlabeled, dev, classes)
+                self._ipet(X, names, unlabeled_list, unlabeled, dev, classes, self.ipet_generations)
             except BaseException:
                 for name in ("members_", "weights_", "ipet_history_"):
                     self.__dict__.pop(name, None)
                 raise
         return self
+
+    def ipet(self, X: Any, y: Any, unlabeled: Any, *, dev: tuple[Any, Any] | None = None,
+             generations: int | None = None) -> PromptEnsemble:
+        """iPET's generations after this ensemble's PET training, as a new ensemble; this one is left as it is,
+        so both can be used (or measured). ``fit(X, y).ipet(X, y, unlabeled)`` trains what
+        ``fit(X, y, unlabeled=unlabeled)`` with ``ipet_generations`` does (the same members, draws and labels).
+        ``generations``: how many (default ``ipet_generations``, at least 1). Memory: this ensemble's members
+        stay loaded while the new one trains."""
+        if getattr(self, "members_", None) is None:
+            raise PromptlearnError("ipet() continues a fitted ensemble: call fit(X, y) first")
+        generations = self.ipet_generations if generations is None else generations
+        if isinstance(generations, bool) or not isinstance(generations, numbers.Integral) or generations < 1:
+            raise ConfigError(f"iPET needs at least one generation, got {generations!r}")
+        if not self.fit_members or len(self.members) < 2:
+            raise ConfigError("iPET retrains every member on examples labelled by the others: it needs at least "
+                              "two members and fit_members=True")
+        unlabeled_list = _as_list(unlabeled) if unlabeled is not None else []
+        if not unlabeled_list:
+            raise DataError("iPET needs unlabelled examples: ipet(X, y, unlabeled)")
+        X = _as_list(X)
+        classes = common_classes(self.members_)
+        names = [classes[i] for i in label_indices(_as_labels(y if y is not None or X else [], len(X)), classes)]
+        if dev is not None:
+            dev = (_as_list(dev[0]), list(dev[1]))
+        successor = copy.copy(self)  # shares the PET members (read only); _ipet rebinds members_, never mutates it
+        successor.ipet_history_ = list(self.ipet_history_)
+        successor._ipet(X, names, unlabeled_list, unlabeled, dev, classes, generations)
+        return successor
 
     def _check_checkpoint_dirs(self, members: Sequence[Any]) -> None:
         folders = [str(getattr(m, "checkpoint_dir", None)) for m in members
@@ -479,7 +508,7 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
         return [int(self.ipet_initial_per_class * self.ipet_scale ** (generation - 1) + 1e-9)] * len(class_counts)
 
     def _ipet(self, X: list[Any], names: list[str], unlabeled: list[Any], unlabeled_arg: Any, dev: Any,
-              classes: list[str]) -> None:
+              classes: list[str], generations: int) -> None:
         """iPET generations 1..k: member i is retrained from its original model on the labelled data plus
         examples of ``unlabeled`` labelled by a random ``ipet_fraction`` of the other members of the previous
         generation, drawn per class (the labelled data's class distribution) with probability proportional to
@@ -487,7 +516,7 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
         n_members = len(self.members)
         n_labellers = max(1, round(self.ipet_fraction * (n_members - 1)))
         counts = [names.count(c) for c in classes]
-        for generation in range(1, self.ipet_generations + 1):
+        for generation in range(1, generations + 1):
             per_class = self.ipet_schedule(counts, generation)
             log_probs = self._stack(self.members_, unlabeled)  # [members, unlabelled, classes]
             plans, records = [], []

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from transformers import AutoModelForMaskedLM
 
 from benchmarks import report, run
+from promptlearn.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,6 +142,7 @@ def test_run_writes_cells_and_table(bench):
     assert cell["n_train"] == 4 and cell["n_dev"] == 4 and cell["k"] == 2 and cell["seed"] == 13
     assert cell["n_test"] == 8 and cell["n_test_available"] == 10 and cell["test_subset_seed"] == 0
     assert 0 <= cell["accuracy"] <= 1 and "macro_f1" in cell and cell["training"]["steps"] == 2
+    assert cell["trainable_parameters"] > 10_000 and cell["artifact_bytes"] > 4 * cell["trainable_parameters"]
     assert cell["prompt"]["template"] == "sst2/it_was" and cell["prompt"]["model_kind"] == "masked"
     assert cell["data"]["train"]["file"] == "lm-bff/k-shot/SST-2/16-13/train.tsv"
     assert {"torch", "transformers", "promptlearn", "scikit-learn"} <= set(cell["environment"])
@@ -237,12 +240,24 @@ def test_config_errors_name_the_key(tmp_path, capsys):
                     'learning_rat = 1e-5\n')
     assert run.main([str(path), "--dry-run"]) == 2
     assert "unknown parameter(s) ['learning_rat']" in capsys.readouterr().err
+    ensemble = 'name = "x"\ntasks = ["sst2", "trec"]\n[[methods]]\nname = "e"\nkind = "ensemble"\nmodel = "m"\n'
+    for extra, message in [('templates = ["{task}/it_was"]\n', "two or more templates"),
+                           ('[methods.templates]\nsst2 = ["a [MASK]", "b [MASK]"]\n', "no list for ['trec']"),
+                           ('templates = ["a [MASK]", "b [MASK]"]\nipet_generations = 1\n', "set unlabeled"),
+                           ('templates = ["a [MASK]", "b [MASK]"]\nunlabeled = -3\n', "unlabeled must be")]:
+        path.write_text(ensemble + extra)
+        assert run.main([str(path), "--dry-run"]) == 2
+        assert message in capsys.readouterr().err, extra
+    path.write_text(ensemble + '[methods.templates]\ndefault = ["a [MASK]", "b [MASK]"]\ntrec = ["c [MASK]", "d [MASK]"]\n')
+    assert run.load_config(path).methods[0].rows()[0] == "e_best_single"
 
 
 def test_shipped_configs_parse():
+    assert run.REPO == ROOT  # models named relative to the repository are found from any folder
     configs = sorted((ROOT / "benchmarks" / "configs").glob("*.toml"))
     assert {p.stem for p in configs} >= {"lmbff_k16_minilm", "zero_shot_smollm2", "k_sweep", "out_of_domain",
-                                         "lmbff_k16_nli"}
+                                         "lmbff_k16_nli", "sources_k16_minilm", "ensemble_k16_minilm", "search_k16_minilm",
+                                         "demonstrations_smollm2"}
     for path in configs:
         config = run.load_config(path)
         assert run.plan(config), path
@@ -287,3 +302,92 @@ train_batch_size = 4
     assert json.loads((folder / "finetune" / "sst2-k4-s13.json").read_text())["model"] == str(tiny_bert_dir)
     header = next(line for line in (folder / "table.md").read_text().splitlines() if line.startswith("| method"))
     assert [c.strip() for c in header.strip("|").split("|")] == ["method", "SST-2", "SST-2 → MR", "avg"]
+
+
+def _full_train(root: Path) -> None:
+    """``lm-bff/full/SST-2/train.tsv``: the unlabelled pool (no checksum: LM-BFF publishes none for it)."""
+    folder = root / "lm-bff" / "full" / "SST-2"
+    folder.mkdir(parents=True)
+    rows = _rows(20, 3)
+    (folder / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"{s} u\t{y}\n" for s, y in rows), encoding="utf-8")
+
+
+def test_icl_and_ensemble_rows(tmp_path, tiny_bert_dir):
+    data = build_data(tmp_path / "data", seeds=(13,))
+    _full_train(data)
+    config = tmp_path / "multi.toml"
+    config.write_text(f"""
+name = "multi"
+model = "{tiny_bert_dir}"
+tasks = ["sst2"]
+k = 4
+seeds = [13]
+data_root = "{data}"
+[[methods]]
+name = "icl"
+kind = "icl"
+demos = 1
+[[methods]]
+name = "pet"
+kind = "ensemble"
+templates = ["{{task}}/it_was", "{{{{ text }}}} All in all, it was [MASK]."]
+max_steps = 2
+train_batch_size = 4
+learning_rate = 1e-3
+unlabeled = 12
+student_max_steps = 2
+ipet_generations = 1
+[[methods]]
+name = "bitfit"
+kind = "prompt"
+source = "bitfit"
+max_steps = 1
+train_batch_size = 4
+[[methods]]
+name = "found"
+kind = "search"
+search_method = "labels"
+search_top_k_words = 4
+search_label_sets = 2
+search_train_steps = 2
+max_steps = 2
+train_batch_size = 4
+""", encoding="utf-8")
+    assert run.main([str(config), "--results-dir", str(tmp_path / "out")]) == 0
+    folder = tmp_path / "out" / "multi"
+    rows = ["icl", "icl_calibrated"] + [f"pet_{r}" for r in ("best_single", "mean_single", "mean", "log_mean",
+                                                              "weighted", "vote", "distilled", "ipet")]
+    assert {str(p.relative_to(folder)) for p in folder.rglob("*.json")} == {f"{r}/sst2-k4-s13.json"
+                                                                           for r in rows + ["bitfit", "found_zero_shot",
+                                                                                            "found_pet"]}
+    found = json.loads((folder / "found_pet" / "sst2-k4-s13.json").read_text())
+    assert found["search"]["best"]["template"].endswith("{{ text }} It was [MASK].") and found["search"]["candidates"] > 1
+    assert set(found["search"]["best"]["label_words"]) == {"negative", "positive"}
+    assert found["training"]["steps"] == 2 and found["timing"]["search_seconds"] > 0
+    assert '"seconds"' not in _without_timing((folder / "found_pet" / "sst2-k4-s13.json").read_text())
+    bitfit = json.loads((folder / "bitfit" / "sst2-k4-s13.json").read_text())
+    biases = sum(p.numel() for n, p in AutoModelForMaskedLM.from_pretrained(tiny_bert_dir).named_parameters()
+                 if n.endswith("bias"))
+    assert bitfit["trainable_parameters"] == biases and bitfit["artifact_bytes"] < 4 * biases + 20_000
+    cells = {r: json.loads((folder / r / "sst2-k4-s13.json").read_text()) for r in rows}
+    raw, calibrated = cells["icl"], cells["icl_calibrated"]
+    assert raw["method_entry"] == calibrated["method_entry"] == "icl" and raw["kind"] == "icl"
+    assert raw["timing"] == calibrated["timing"]  # one run fills both rows
+    assert raw["estimator_params"]["demos"] == 1 and raw["n_train"] == 8
+    mean_single = cells["pet_mean_single"]
+    assert len(mean_single["set_accuracies"]) == 2 and mean_single["confusion_matrix"] is None
+    assert mean_single["accuracy"] == pytest.approx(sum(mean_single["set_accuracies"]) / 2, abs=1e-6)
+    best = cells["pet_best_single"]
+    assert best["accuracy"] == pytest.approx(mean_single["set_accuracies"][best["best_member"]], abs=1e-6)
+    assert best["best_member"] == int(max(range(2), key=lambda i: (best["member_dev_accuracy"][i], -i)))
+    assert [p["template"] for p in best["prompts"]] == ["sst2/it_was", "{{ text }} All in all, it was [MASK]."]
+    assert best["n_unlabeled"] == 12 and best["unlabeled"]["file"] == "lm-bff/full/SST-2/train.tsv"
+    assert best["ipet_train_sizes"][0] == [8, 8] and best["ipet_train_sizes"][1][0] > 8
+    table = (folder / "table.md").read_text()
+    for r in rows:
+        assert f"| {r} |" in table
+    assert "rows: `icl`, `icl_calibrated`" in table
+    # a method whose rows clash with another's is refused before anything runs
+    config.write_text(config.read_text() + '[[methods]]\nname = "icl_calibrated"\nkind = "tfidf"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="same rows"):
+        run.load_config(config)

@@ -247,6 +247,23 @@ def test_calibration_gives_content_free_inputs_the_same_demonstrations(tiny_gpt2
     assert set(masked._demo_priors) == {p.demonstrations for s in masked.render_prompts(QUERIES) for p in s}
 
 
+@pytest.mark.parametrize("options", [{"demos": 1, "demo_sets": 2}, {"demos": 1, "demo_selection": "balanced"}, {"demos": 0}])
+def test_raw_and_calibrated_from_one_scoring_pass(tiny_bert_dir, options):
+    clf = make(tiny_bert_dir, **options)
+    raw_alone = clf.predict_log_proba(QUERIES)
+    calibrated_alone = clf.set_params(calibrate=True).predict_log_proba(QUERIES)
+    clf.set_params(calibrate=False)
+    calls = []
+    original = clf.scorer_.score
+    clf.scorer_.score = lambda prompts, verbalizer: calls.append(len(prompts)) or original(prompts, verbalizer)
+    raw, calibrated = clf.raw_and_calibrated_log_proba(QUERIES)
+    np.testing.assert_allclose(raw, raw_alone, atol=1e-9)
+    np.testing.assert_allclose(calibrated, calibrated_alone, atol=1e-9)
+    assert not np.allclose(raw, calibrated)
+    n_sets = options.get("demo_sets", 1)
+    assert calls.count(len(QUERIES) * n_sets) == 1  # the queries were scored once (priors are cached)
+
+
 def test_demonstration_sets_are_averaged_in_log_space(tiny_bert_dir):
     clf = make(tiny_bert_dir, demo_sets=3)
     sets = clf.render_prompts(QUERIES)

@@ -194,6 +194,27 @@ def test_ipet_training_sets_follow_the_schedule():
     assert other.ipet_history_[1]["members"] != history[1]["members"]
 
 
+def test_ipet_after_pet_equals_fit_with_generations():
+    members, unlabeled = _ipet_members(4, 400)
+    X, y = ["l0", "l1", "l2", "l3"], ["neg", "pos", "pos", "pos"]
+    together = PromptEnsemble(members, ipet_generations=2, seed=7).fit(X, y, unlabeled=unlabeled)
+    pet = PromptEnsemble(members, seed=7).fit(X, y)
+    assert [h["generation"] for h in pet.ipet_history_] == [0]
+    pet_members = list(pet.members_)
+    stepwise = pet.ipet(X, y, unlabeled, generations=2)
+    assert stepwise.ipet_history_ == together.ipet_history_
+    assert all(a is not b for a, b in zip(stepwise.members_, pet_members))
+    # the PET ensemble is left as it was
+    assert stepwise is not pet and pet.members_ == pet_members and [h["generation"] for h in pet.ipet_history_] == [0]
+    assert all(m.fit_calls_ == 1 and m.fitted_on_ == (X, y) for m in pet.members_)
+    with pytest.raises(PromptlearnError, match="call fit"):
+        PromptEnsemble(members).ipet(X, y, unlabeled, generations=1)
+    with pytest.raises(ConfigError, match="at least one generation"):
+        PromptEnsemble(members).fit(X, y).ipet(X, y, unlabeled)  # ipet_generations=0 and none given
+    with pytest.raises(DataError, match="unlabelled"):
+        PromptEnsemble(members).fit(X, y).ipet(X, y, [], generations=1)
+
+
 def test_ipet_draws_favour_confident_examples():
     # Even texts: every member is sure (p = 0.99); odd texts: unsure (0.55). Drawing in proportion to the
     # confidence picks sure texts with odds 0.99 : 0.55 (a share of 0.64 before the pools run thin), not 0.5.
