@@ -31,7 +31,7 @@ def write_result(name: str, result: dict[str, Any], *, command: str | None = Non
     """Write ``benchmarks/results/<name>.json`` atomically (temp file + rename)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = dict(result)
-    result["command"] = command or " ".join(["python", "-m", *sys.argv])
+    result["command"] = command or " ".join(["python", "-m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]])
     target = RESULTS / f"{name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
