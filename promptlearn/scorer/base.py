@@ -1,0 +1,476 @@
+"""What both scorers share: tokenisation with mask-safe truncation, label-word ids, batching ordered by
+length, and the class-score readouts (see the package docstring)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, DemonstrationTooLongError, TemplateError, TruncationError, VerbalizerError
+from ..template import Prompt, Segment
+from ..verbalizer import Verbalizer
+from .position_head import _PositionHead
+
+MULTI_TOKEN_MODES = ("parallel", "left_to_right")
+AFTER_MASK_MODES = ("drop", "score")
+# Models whose position ids start after the padding index, so two positions are unusable.
+_POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer"}
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A piece of model input text; ``shortenable`` pieces may be cut from the end to fit the window.
+
+    ``demo``: the pool index of the in-context demonstration the piece belongs to (None: the example's own).
+    ``soft``: a soft slot of that many vectors (``text`` is empty), starting at vector ``slot`` of the prompt;
+    ``source``: the prompt (index in the scorer's :class:`~promptlearn.prompts.PromptSet`) the row uses.
+    """
+
+    text: str
+    shortenable: bool = False
+    demo: int | None = None
+    soft: int = 0
+    slot: int = 0
+    source: int = 0
+
+
+def default_max_length(model: Any, tokenizer: Any) -> int:
+    """The longest input the model accepts: the tokenizer's limit and the position embeddings'."""
+    limits = []
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    config = model.config
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if positions:
+        limits.append(positions - (2 if config.model_type in _POSITION_OFFSET_MODELS else 0))
+    return min(limits) if limits else 512
+
+
+def aggregate_word_scores(word_scores: torch.Tensor, verbalizer: Verbalizer) -> torch.Tensor:
+    """Combine per-word log-probabilities ``[N, W]`` into per-class log-scores ``[N, C]`` (differentiable).
+
+    ``mean``: log of the mean word probability; ``sum``: log of their sum; ``max``: the best word.
+    """
+    columns, start = [], 0
+    for words in verbalizer.words:
+        block = word_scores[:, start:start + len(words)]
+        start += len(words)
+        if verbalizer.aggregation == "max":
+            columns.append(block.max(dim=1).values)
+        else:
+            pooled = torch.logsumexp(block, dim=1)
+            columns.append(pooled - math.log(len(words)) if verbalizer.aggregation == "mean" else pooled)
+    return torch.stack(columns, dim=1)
+
+
+def aggregate_words(word_scores: np.ndarray, verbalizer: Verbalizer) -> np.ndarray:
+    """:func:`aggregate_word_scores` on numpy arrays."""
+    return aggregate_word_scores(torch.as_tensor(word_scores, dtype=torch.float64), verbalizer).numpy()
+
+
+def _flat_words(verbalizer: Verbalizer) -> list[str]:
+    return [word for class_words in verbalizer.words for word in class_words]
+
+
+def _source_of(prompt: Prompt) -> int:
+    """The index of the continuous prompt a rendered prompt uses (a :class:`~promptlearn.PromptBank` sets it)."""
+    return int(getattr(prompt, "source", 0) or 0)
+
+
+def _soft_offset(prompt: Prompt, segment: Segment) -> int:
+    """The index of ``segment``'s first soft vector: soft slots are numbered in template order, and every
+    in-context demonstration numbers its own from 0 (it repeats the template's slots)."""
+    offset = 0
+    for other in prompt.segments:
+        if other is segment:
+            return offset
+        if other.kind == "soft" and other.demo == segment.demo:
+            offset += other.n_soft
+    raise AssertionError("segment not in its prompt")
+
+
+class Scorer:
+    """Common machinery of the masked- and causal-LM scorers.
+
+    ``prompt_source``: a :class:`~promptlearn.prompts.PromptSet` of continuous prompts (soft slots, deep
+    prefixes, adapters) injected into every forward pass; None (the default) runs the model as it is.
+    """
+
+    kind = "base"
+
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, max_length: int | None = None,
+                 show_progress: bool | None = None) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length or default_max_length(model, tokenizer)
+        self.show_progress = show_progress
+        self.prompt_source: Any = None
+        self._head = _PositionHead(model, self._forward)
+        self._word_ids_cache: dict[tuple[str, str, str], tuple[int, ...]] = {}
+        self._offsets = bool(getattr(tokenizer, "is_fast", False))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- public -------------------------------------------------------------------------------
+    def score(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> np.ndarray:
+        """Class log-scores ``[N, C]`` (not normalised across classes), batched, without gradients."""
+        if self._linear_readout(prompts):
+            return self.readout_log_probs(prompts)
+        return aggregate_words(self.word_log_probs(prompts, _flat_words(verbalizer)), verbalizer)
+
+    def class_log_scores(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> torch.Tensor:
+        """Class log-scores ``[N, C]`` of one batch as a tensor that gradients flow through (for training).
+
+        Multi-token words are scored in parallel (one pass); nothing is batched or detached here.
+        """
+        if self._linear_readout(prompts):
+            return self.prompt_source.readout(self._batch_features(prompts), [_source_of(p) for p in prompts])
+        return aggregate_word_scores(self._batch_word_scores(prompts, _flat_words(verbalizer))[0], verbalizer)
+
+    # -- continuous prompts ------------------------------------------------------------------------
+    def _forward(self, **inputs: Any) -> Any:
+        """One model call; with a :attr:`prompt_source`, its soft vectors, prefixes or adapters are injected."""
+        if self.prompt_source is None:
+            return self.model(**inputs)
+        return self.prompt_source.forward(self.model, inputs)
+
+    def _linear_readout(self, prompts: Sequence[Prompt]) -> bool:
+        """Whether the prompts are read by a linear head (P-tuning v2's readout) instead of label words."""
+        if self.prompt_source is None or not prompts:
+            return False
+        linear = {self.prompt_source.linear(_source_of(p)) for p in prompts}
+        if len(linear) > 1:
+            raise ConfigError("prompts with a linear readout and prompts with label words in one call")
+        return linear.pop()
+
+    def readout_features(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+        """The hidden states the LM head reads where the label word is predicted, ``[N, H]`` (masked LM: at the
+        single mask; causal LM: the last token before the mask), batched, without gradients."""
+        result: torch.Tensor | None = None
+        order = self._length_order(prompts)
+        with torch.inference_mode():
+            for chunk in self._batches(order, "features"):
+                values = self._batch_features([prompts[i] for i in chunk], chunk).float().cpu()
+                if result is None:
+                    result = torch.zeros((len(prompts), values.shape[1]))
+                result[chunk] = values
+        return result if result is not None else torch.zeros((0, 0))
+
+    def readout_log_probs(self, prompts: Sequence[Prompt]) -> np.ndarray:
+        """Class log-probabilities of linear readouts, ``[N, C]``, batched, without gradients."""
+        features = self.readout_features(prompts)
+        with torch.inference_mode():
+            out = self.prompt_source.readout(features.to(self.device), [_source_of(p) for p in prompts])
+        return out.double().cpu().numpy()
+
+    def _batch_features(self, prompts: Sequence[Prompt], indices: Sequence[int] | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
+        """log p(word | prompt) for every prompt and word, ``[N, W]``, batched, without gradients."""
+        result = np.zeros((len(prompts), len(words)), dtype=np.float64)
+        # Similar lengths together (and prompts with the same shared context, which a causal LM reuses).
+        order = self._length_order(prompts, group=self._context_text)
+        with torch.inference_mode(), self._reusing_contexts(prompts):
+            for chunk in self._batches(order, "scoring"):
+                scores, details = self._batch_word_scores([prompts[i] for i in chunk], words, chunk)
+                result[chunk] = scores.double().cpu().numpy()
+                self._refine(chunk, details, result)
+        return result
+
+    def _batch_word_scores(self, prompts: Sequence[Prompt], words: Sequence[str],
+                           indices: Sequence[int] | None = None) -> tuple[torch.Tensor, Any]:
+        """Word log-probabilities ``[len(prompts), W]`` of one batch, and details for :meth:`_refine`.
+
+        ``indices`` are the prompts' positions in the caller's data, for error messages.
+        """
+        raise NotImplementedError
+
+    def _refine(self, chunk: list[int], details: Any, result: np.ndarray) -> None:
+        """Hook for decoding that needs more passes (left-to-right multi-token words)."""
+
+    @contextmanager
+    def _reusing_contexts(self, prompts: Sequence[Prompt]) -> Iterator[None]:
+        """Hook: while scoring ``prompts``, reuse the computation of the contexts they share (causal LMs)."""
+        yield
+
+    def _context_text(self, prompt: Prompt) -> str:
+        """The text of the prompt's shared context (its first ``prompt.context`` segments); "" when none."""
+        if not prompt.context:
+            return ""
+        return "".join(p.text for p in self._pieces(prompt.segments[:prompt.context], prompt))
+
+    # -- label words --------------------------------------------------------------------------
+    def word_ids(self, word: str, anchor: str, separator: str) -> tuple[int, ...]:
+        """Token ids of ``word`` as it reads after ``anchor + separator`` (leading-space conventions)."""
+        key = (word, anchor, separator)
+        if key not in self._word_ids_cache:
+            base = anchor + separator
+            base_ids = self.tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
+            full_ids = self.tokenizer(base + word, add_special_tokens=False)["input_ids"]
+            common = 0
+            while common < min(len(base_ids), len(full_ids)) and base_ids[common] == full_ids[common]:
+                common += 1
+            ids = tuple(full_ids[common:])
+            if not ids:
+                raise VerbalizerError(f"label word {word!r} tokenizes to nothing with this model's tokenizer")
+            self._word_ids_cache[key] = ids
+        return self._word_ids_cache[key]
+
+    @staticmethod
+    def mask_context(prompt: Prompt) -> tuple[str, str]:
+        """(anchor, separator): the template text right before the mask, and the whitespace between."""
+        index = prompt.mask_index()
+        if index == 0:
+            return "", ""
+        before = prompt.segments[index - 1]
+        stripped = before.text.rstrip()
+        separator = before.text[len(stripped):]
+        if before.kind == "text" and stripped:
+            return stripped, separator
+        return ".", separator
+
+    # -- tokenisation with truncation ----------------------------------------------------------
+    def _pieces(self, segments: Sequence[Segment], prompt: Prompt) -> list[_Piece]:
+        pieces = []
+        source = _source_of(prompt)
+        for segment in segments:
+            if segment.kind == "soft":
+                if self.prompt_source is None:
+                    raise TemplateError("the template has [SOFT] slots; they need a soft-prompt source "
+                                        "(source='soft' or 'ptuning'), not a manual one")
+                pieces.append(_Piece("", False, segment.demo, segment.n_soft, _soft_offset(prompt, segment), source))
+                continue
+            if segment.kind == "mask":
+                raise AssertionError("mask segments are placed by the scorer")
+            text = segment.text
+            if segment.kind == "field":
+                text = self._clean_field(text)
+            pieces.append(_Piece(text, prompt.is_shortenable(segment), segment.demo, source=source))
+        return pieces
+
+    def _clean_field(self, text: str) -> str:
+        return text
+
+    def _encode(self, rows: Sequence[list[_Piece]], budgets: Sequence[int], add_special_tokens: bool,
+                describe: Sequence[str]) -> list[list[int]]:
+        """Token ids of each row's joined pieces, shortening shortenable pieces until within budget."""
+        if self.prompt_source is not None and any(p.soft or p.source for pieces in rows for p in pieces):
+            return [self._encode_prompted(list(pieces), budgets[i], add_special_tokens, describe[i])
+                    for i, pieces in enumerate(rows)]
+        texts = ["".join(p.text for p in pieces) for pieces in rows]
+        encoded = self.tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
+        out = [list(ids) for ids in encoded]
+        for i, ids in enumerate(out):
+            if len(ids) > budgets[i]:
+                out[i] = self._truncate(list(rows[i]), budgets[i], add_special_tokens, describe[i])
+        return out
+
+    def _truncate(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str,
+                  keep_pieces: bool = False) -> Any:
+        """Cut the longest shortenable pieces (PET-style) until the tokenised row fits ``budget``.
+
+        In-context demonstrations give way first: while the prompt has any, their shortenable fields are
+        cut (the longest first) when that is enough, else the demonstration farthest from the example is
+        dropped whole (its words, label word and separator: the last one when demonstrations follow the
+        example, as LM-BFF's, the first when they precede it) and the rest are tried again. Only then are
+        the example's own fields shortened. The template's words and the mask are never cut. A
+        demonstration longer than ``budget`` on its own is an error naming its pool example.
+        ``keep_pieces``: return ``(ids, pieces)``, the pieces as shortened (soft slots are empty pieces that
+        are never cut; their vectors are not counted here).
+        """
+        checked = False
+        for _ in range(20 + len({p.demo for p in pieces})):
+            text = "".join(p.text for p in pieces)
+            encoding = self.tokenizer(text, add_special_tokens=add_special_tokens,
+                                      return_offsets_mapping=self._offsets, return_special_tokens_mask=True)
+            ids = list(encoding["input_ids"])
+            excess = len(ids) - budget
+            if excess <= 0:
+                return (ids, pieces) if keep_pieces else ids
+            starts = np.cumsum([0] + [len(p.text) for p in pieces])
+            if self._offsets:
+                # Every non-special token counts, zero-width ones (a lone byte-level "Ġ") included.
+                spans = [span for span, special in zip(encoding["offset_mapping"], encoding["special_tokens_mask"])
+                         if not special]
+                token_starts = np.array([s for s, _ in spans], dtype=np.int64)
+                counts = np.array([((token_starts >= starts[k]) & (token_starts < starts[k + 1])).sum()
+                                   for k in range(len(pieces))])
+            else:
+                counts = np.array([len(self.tokenizer(p.text, add_special_tokens=False)["input_ids"]) for p in pieces])
+            shortenable = np.array([p.shortenable for p in pieces], dtype=bool)
+            demos = list(dict.fromkeys(p.demo for p in pieces if p.demo is not None))
+            if demos:
+                in_demo = np.array([p.demo is not None for p in pieces], dtype=bool)
+                if not checked:
+                    for demo in demos:
+                        length = int(sum(c for c, p in zip(counts, pieces) if p.demo == demo))
+                        if length > budget:
+                            raise DemonstrationTooLongError(
+                                f"{describe}: the demonstration made from pool example {demo} is {length} tokens "
+                                f"long on its own, more than the {budget} a prompt may have (model window "
+                                f"{self.max_length}); shorten or remove that pool example, or raise max_length")
+                    checked = True
+                if int(counts[shortenable & in_demo].sum()) <= excess:
+                    drop = demos[-1] if pieces[-1].demo is not None else demos[0]  # the farthest from the example
+                    pieces = [p for p in pieces if p.demo != drop]
+                    continue
+                shortenable = shortenable & in_demo
+            available = int(counts[shortenable].sum())
+            if available == 0 or excess > available:
+                fixed = len(ids) - available
+                raise TruncationError(
+                    f"{describe}: the prompt needs {fixed} tokens without its shortenable fields, more than the "
+                    f"{budget} available (model window {self.max_length}); shorten the template or the fixed fields"
+                )
+            keep = counts.copy()
+            for _ in range(excess):  # remove one token at a time from the longest shortenable piece
+                candidates = np.where(shortenable, keep, -1)
+                keep[int(np.argmax(candidates))] -= 1
+            new_pieces = []
+            for k, piece in enumerate(pieces):
+                if keep[k] == counts[k]:
+                    new_pieces.append(piece)
+                    continue
+                if self._offsets:
+                    ends = [e for s, e in spans if starts[k] <= s < starts[k + 1]]
+                    cut = int(ends[keep[k] - 1] - starts[k]) if keep[k] > 0 else 0
+                else:
+                    cut = int(len(piece.text) * keep[k] / max(counts[k], 1))
+                # Always remove at least one character, so the loop makes progress.
+                new_pieces.append(_Piece(piece.text[:max(0, min(cut, len(piece.text) - 1))], True, piece.demo,
+                                         source=piece.source))
+            pieces = new_pieces
+        raise TruncationError(f"{describe}: could not fit the prompt into {budget} tokens")
+
+    def _encode_prompted(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str) -> list[int]:
+        """Token ids of a row with soft slots (or of a row that names its prompt): the text between soft slots is
+        tokenized on its own (a soft slot is a token boundary) and each slot becomes placeholder ids that the
+        prompt set fills with its vectors. Truncation shortens the fields as for any row; soft slots are never
+        cut (they count against the budget)."""
+        from ..prompts.base import tagged_id
+
+        source = max(p.source for p in pieces)
+        ids = self._splice(pieces, add_special_tokens)
+        target = budget - sum(p.soft for p in pieces)
+        for _ in range(8):
+            if len(ids) <= budget:
+                break
+            _, kept = self._truncate(pieces, target, add_special_tokens, describe, keep_pieces=True)
+            ids = self._splice(kept, add_special_tokens)
+            target -= max(0, len(ids) - budget)  # the text tokenized apart can take a token more than joined
+        if len(ids) > budget:
+            raise TruncationError(f"{describe}: could not fit the prompt and its soft slots into {budget} tokens")
+        if source and not any(p.soft for p in pieces):  # name the row's prompt on its first token
+            if not ids:
+                ids = [self._empty_row_token()]
+            ids[0] = tagged_id(source, ids[0])
+        return ids
+
+    def _splice(self, pieces: list[_Piece], add_special_tokens: bool) -> list[int]:
+        from ..prompts.base import soft_id
+
+        runs: list[str] = []
+        slots: list[_Piece] = []
+        text = ""
+        for piece in pieces:
+            if piece.soft:
+                runs.append(text)
+                slots.append(piece)
+                text = ""
+            else:
+                text += piece.text
+        runs.append(text)
+        encoded = self.tokenizer(runs, add_special_tokens=False)["input_ids"]
+        body: list[int] = list(encoded[0])
+        for slot, run in zip(slots, encoded[1:]):
+            body += [soft_id(slot.source, slot.slot + j) for j in range(slot.soft)] + list(run)
+        if not add_special_tokens:
+            return body
+        before, after = self._special_wrap()
+        return before + body + after
+
+    def _special_wrap(self) -> tuple[list[int], list[int]]:
+        """The special tokens the tokenizer puts before and after a text (e.g. [CLS] / [SEP], BOS)."""
+        wrap = getattr(self, "_wrap_cache", None)
+        if wrap is None:
+            plain = list(self.tokenizer("a", add_special_tokens=False)["input_ids"])
+            full = list(self.tokenizer("a", add_special_tokens=True)["input_ids"])
+            start = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), None)
+            if start is None:
+                raise ConfigError("cannot tell where this tokenizer puts its special tokens; soft slots need that")
+            wrap = self._wrap_cache = (full[:start], full[start + len(plain):])
+        return wrap
+
+    def _empty_row_token(self) -> int:
+        raise TemplateError("a prompt rendered to no tokens at all")
+
+    # -- running the model --------------------------------------------------------------------
+    def _token_lengths(self, prompts: Sequence[Prompt]) -> list[int]:
+        """Each prompt's length in tokens (its rendered text, one batched tokenizer call): batches of similar
+        token lengths pad ~15 % fewer tokens than batches sorted by characters."""
+        if not prompts:
+            return []
+        encoded = self.tokenizer([p.text for p in prompts], add_special_tokens=False, verbose=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def _length_order(self, prompts: Sequence[Prompt], group: Any = None) -> list[int]:
+        """Prompt indices, longest first (see :meth:`_token_lengths`); with ``group`` (prompt -> key), prompts
+        with the same key are kept together first."""
+        lengths = self._token_lengths(prompts)
+        if group is None:
+            return sorted(range(len(prompts)), key=lambda i: -lengths[i])
+        return sorted(range(len(prompts)), key=lambda i: (group(prompts[i]), -lengths[i]))
+
+    def _batches(self, order: Sequence[int], desc: str) -> Iterator[list[int]]:
+        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        with tqdm(total=len(order), desc=desc, disable=not show, unit="ex") as bar:
+            for start in range(0, len(order), self.batch_size):
+                chunk = list(order[start:start + self.batch_size])
+                yield chunk
+                bar.update(len(chunk))
+
+    def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, :len(row)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _log_probs_at(self, inputs: dict[str, Any], rows: Sequence[int] | torch.Tensor,
+                      cols: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, Any]:
+        row_t = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        col_t = torch.as_tensor(cols, dtype=torch.long, device=self.device)
+        logits, output = self._head.logits(inputs, row_t, col_t)
+        return torch.log_softmax(logits.float(), dim=-1), output
+
+
+def _vocabulary_size(model: Any) -> int:
+    """The width of the model's logits (its output embedding rows)."""
+    weight = getattr(model.get_output_embeddings(), "weight", None)
+    return int(weight.shape[0]) if weight is not None else int(model.config.vocab_size)
+
+
+def _fill_rows(result: torch.Tensor | None, n: int, chunk: list[int], log_probs: torch.Tensor) -> torch.Tensor:
+    """Put a batch's ``[B, V]`` log-probabilities at rows ``chunk`` of an ``[n, V]`` result (made on first use)."""
+    if result is None:
+        result = torch.zeros((n, log_probs.shape[1]))
+    result[chunk] = log_probs.float().cpu()
+    return result
