@@ -1,0 +1,277 @@
+"""``train`` (a prompt, continuous prompts, ensembles), ``adapt`` (masked-LM training of an encoder) and
+``search`` (prompt search)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import PromptlearnError
+from .predict import _classifier, _columns, default_verbalizer
+
+# --source options: flag -> (the sources it applies to, the source option it sets)
+SOURCE_FLAGS = {
+    "soft_tokens": (("soft", "ptuning"), "n_tokens"), "soft_init": (("soft",), "init"),
+    "soft_init_text": (("soft",), "init_text"), "ptuning_encoder": (("ptuning",), "encoder"),
+    "encoder_hidden": (("ptuning", "deep"), "hidden_size"), "prefix_length": (("deep",), "prefix_length"),
+    "prefix_init": (("deep",), "init"), "prefix_projection": (("deep",), "reparameterize"),
+    "readout": (("deep",), "readout"), "lora_r": (("lora",), "r"), "lora_alpha": (("lora",), "lora_alpha"),
+    "lora_dropout": (("lora",), "lora_dropout"), "lora_targets": (("lora",), "target_modules"),
+    "adapter_method": (("adapter",), "method"), "bitfit_pattern": (("bitfit",), "pattern"),
+}
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..data import load_data, read_examples
+
+    output = Path(args.output)
+    finished = (output / "config.json").exists()
+    if output.exists() and not args.overwrite and (finished or not args.resume):
+        hint = "" if finished else " (it holds an unfinished run: add --resume to continue it)"
+        raise PromptlearnError(f"--output {output} already exists{hint}; pass --overwrite to replace it")
+    if output.exists() and not output.is_dir():
+        raise PromptlearnError(f"--output {output} is a file, not a folder")
+    if bool(args.data) == bool(args.train):
+        raise PromptlearnError("give the training data with --data (an LM-BFF folder or task) or --train FILE")
+    prompts = _ensemble_prompts(args)  # None: one prompt (args.template / args.verbalizer become plain strings)
+    columns = _columns(args.column)
+    options = dict(columns=columns, label_column=args.label_column, fmt=args.fmt)
+    if args.data:
+        train_x, train_y = load_data(args.data, "train", **options)
+        dev_x, dev_y = load_data(args.dev, "test", **options) if args.dev else load_data(args.data, "dev", **options)
+    else:
+        train_x, train_y = load_data(args.train, "train", **options)
+        dev_x, dev_y = load_data(args.dev, "test", **options) if args.dev else (None, None)
+    if train_y is None or (dev_x is not None and dev_y is None):
+        raise PromptlearnError(f"the training and dev data need labels (column {args.label_column!r})")
+    unlabeled = read_examples(args.unlabeled, columns=columns, label_column=None, fmt=args.fmt)[0] \
+        if args.unlabeled else None
+    if prompts is not None:
+        return _train_ensemble(args, prompts, output, (train_x, train_y),
+                               (dev_x, dev_y) if dev_x is not None else None, unlabeled)
+    classifier = _classifier(args, checkpoint_dir=str(output), **_training_options(args), **_source_options(args))
+    classifier.template_, classifier.verbalizer_  # validate before loading the model
+    start = time.perf_counter()
+    classifier.fit(train_x, train_y, unlabeled=unlabeled,
+                   dev=(dev_x, dev_y) if dev_x is not None else None, resume=args.resume)
+    seconds = time.perf_counter() - start
+    classifier.set_params(checkpoint_dir=None)
+    classifier.save(output, overwrite=True)
+    result = classifier.training_result_
+    summary = {"output": str(output), "train_examples": len(train_x), "steps": result.steps,
+               "seconds": round(seconds, 1), "best_step": result.best_step, "dev_accuracy": result.best_metric,
+               "stopped_early": result.stopped_early}
+    print(json.dumps(summary))
+    return 0
+
+
+def _source_options(args: argparse.Namespace) -> dict[str, Any]:
+    """PromptClassifier's ``source`` and ``source_options`` from `promptlearn train`'s --source options."""
+    source = getattr(args, "source", "manual")
+    options: dict[str, Any] = {}
+    for dest, (sources, option) in SOURCE_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is None or value is False:
+            continue
+        if source not in sources:
+            flag = "--" + dest.replace("_", "-")
+            raise PromptlearnError(f"{flag} applies to --source {' or '.join(sources)}, not {source}")
+        options[option] = [t.strip() for t in value.split(",") if t.strip()] if dest == "lora_targets" else value
+    if options.get("init_text") and "init" not in options:
+        options["init"] = "text"
+    return {"source": source, "source_options": options or None} if source != "manual" else {}
+
+
+def _training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """PromptClassifier's training parameters from `promptlearn train`'s options."""
+    learning_rate = args.learning_rate
+    if learning_rate is None:
+        from ..prompts import LEARNING_RATES
+
+        learning_rate = LEARNING_RATES[getattr(args, "source", "manual")]
+    return dict(learning_rate=learning_rate, epochs=args.epochs, max_steps=args.max_steps,
+                train_batch_size=args.train_batch_size, gradient_accumulation_steps=args.gradient_accumulation,
+                warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, trainable=args.trainable,
+                mlm_weight=args.mlm_weight, eval_every=args.eval_every, patience=args.patience, seed=args.seed)
+
+
+def _ensemble_prompts(args: argparse.Namespace) -> list[tuple[str, str | None]] | None:
+    """(template, verbalizer) of every prompt of an ensemble run (several --template, --ensemble, --distill or
+    --ipet-generations), checked before any data or model is loaded; None for a single-prompt run, whose
+    args.template / args.verbalizer then become the plain strings the other commands use."""
+    templates, verbalizers = list(args.template), list(args.verbalizer or [])
+    if len(verbalizers) not in (0, 1, len(templates)):
+        raise PromptlearnError(f"{len(templates)} --template but {len(verbalizers)} --verbalizer: give one "
+                               "verbalizer for every template, or one per template in the same order")
+    if not (len(templates) > 1 or args.ensemble or args.distill or args.ipet_generations):
+        args.template, args.verbalizer = templates[0], (verbalizers[0] if verbalizers else None)
+        return None
+    if args.resume:
+        raise PromptlearnError("--resume continues a single-prompt run; ensembles, distillation and iPET start "
+                               "over (pass --overwrite)")
+    if (args.distill or args.ipet_generations) and not args.unlabeled:
+        raise PromptlearnError("--distill and --ipet-generations need unlabelled examples: --unlabeled FILE")
+    if args.ipet_generations < 0:
+        raise PromptlearnError(f"--ipet-generations must be >= 0, got {args.ipet_generations}")
+    if args.ipet_generations and len(templates) < 2:
+        raise PromptlearnError("iPET needs at least two prompts: repeat --template")
+    if not args.temperature > 0:
+        raise PromptlearnError(f"--temperature must be > 0, got {args.temperature}")
+    if len(verbalizers) <= 1:
+        verbalizers = verbalizers * len(templates) or [None] * len(templates)
+    return [(t, v or default_verbalizer(t)) for t, v in zip(templates, verbalizers)]
+
+
+def _train_ensemble(args: argparse.Namespace, prompts: list[tuple[str, str | None]], output: Path,
+                    train: tuple[Any, Any], dev: tuple[Any, Any] | None, unlabeled: Any) -> int:
+    """PET with several prompts (a PromptEnsemble), optionally iPET, optionally distilled into one student."""
+    from ..ensemble import PromptEnsemble
+
+    def prompt_classifier(template: str, verbalizer: str | None) -> Any:
+        member = _classifier(argparse.Namespace(**{**vars(args), "template": template, "verbalizer": verbalizer}),
+                             **_training_options(args), **_source_options(args))
+        member.template_, member.verbalizer_  # validate before loading the model
+        return member
+
+    members = [prompt_classifier(template, verbalizer) for template, verbalizer in prompts]
+    ensemble = PromptEnsemble(members, combine=args.ensemble or "mean", ipet_generations=args.ipet_generations,
+                              seed=args.seed)
+    student = None
+    if args.distill:
+        student = prompt_classifier(*prompts[0]) if args.student == "prompt" else _finetune_student(args)
+    start = time.perf_counter()
+    ensemble.fit(*train, unlabeled=unlabeled, dev=dev)
+    summary: dict[str, Any] = {
+        "output": str(output), "train_examples": len(train[0]), "members": len(members), "ensemble": ensemble.combine,
+        "weights": [round(float(w), 6) for w in ensemble.weights_],
+        "steps": [getattr(getattr(m, "training_result_", None), "steps", None) for m in ensemble.members_],
+        "dev_accuracy": ensemble.score(*dev) if dev is not None else None,
+    }
+    if args.ipet_generations:
+        summary["ipet_train_sizes"] = [generation["train_sizes"] for generation in ensemble.ipet_history_]
+    if student is not None:
+        student = ensemble.distill(unlabeled, student, temperature=args.temperature, dev=dev)
+        student.save(output, overwrite=True)
+        summary.update(student=type(student).__name__, distilled_examples=len(unlabeled),
+                       student_dev_accuracy=student.score(*dev) if dev is not None else None)
+    else:
+        ensemble.save(output, overwrite=True)
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(summary))
+    return 0
+
+
+def _finetune_student(args: argparse.Namespace) -> Any:
+    """The distilled sequence classifier: --model with a new head, trained with the same hyper-parameters."""
+    from ..baselines import FineTuneClassifier
+
+    options = {k: v for k, v in _training_options(args).items() if k not in ("trainable", "mlm_weight")}
+    options["learning_rate"] = args.learning_rate if args.learning_rate is not None else 1e-5  # full fine-tuning
+    if args.max_length:
+        options["max_length"] = args.max_length
+    return FineTuneClassifier(args.model, batch_size=args.batch_size, device=args.device, show_progress=None,
+                              **options)
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    from ..adapt import _subset, adapt, read_texts, shared_unlabelled_texts
+
+    if Path(args.output).exists() and not args.overwrite:
+        raise PromptlearnError(f"{args.output} already exists; choose another --output or pass --overwrite")
+    if args.texts:
+        texts = read_texts(args.texts, column=args.column, max_texts=args.max_texts, seed=args.seed)
+        source = " ".join(args.texts)
+    else:
+        texts = _subset(shared_unlabelled_texts(args.shared_data or None), args.max_texts, args.seed)
+        source = "the shared data (train/dev splits, no test split)"
+    print(f"adapting {args.model} on {len(texts)} texts from {source}", file=sys.stderr)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        summary = adapt(args.model, texts, args.output, head_steps=args.head_steps, steps=args.steps,
+                        learning_rate=args.learning_rate, head_learning_rate=args.head_learning_rate,
+                        batch_size=args.batch_size, max_length=args.max_length, mlm_probability=args.mlm_probability,
+                        checkpoint_every=args.checkpoint_every, seed=args.seed, resume=args.resume,
+                        overwrite=args.overwrite, device=args.device)
+    except KeyboardInterrupt:
+        print(f"promptlearn: interrupted; the checkpoints are in {args.output}.partial: rerun the same command with "
+              "--resume to continue", file=sys.stderr)
+        return 130
+    phases = [f"{label}: {summary[count]} steps, loss {summary[f'{key}_first_loss']} -> {summary[f'{key}_loss']} "
+              f"({summary[f'{key}_seconds']} s)"
+              for key, count, label in (("head", "head_steps", "head"), ("full", "steps", "all weights"))
+              if summary[count]]
+    print(f"wrote {args.output}: {'; '.join(phases)}; {summary['seconds']} s in all", file=sys.stderr)
+    return 0
+
+
+def _search_task_name(args: argparse.Namespace) -> str:
+    import re
+
+    from ..data import task_id
+
+    if args.task_name:
+        return args.task_name
+    if args.data:
+        path = Path(args.data)
+        for candidate in ((path.parent.name, path.name) if path.is_dir() else (args.data.split(":")[0],)):
+            try:
+                return task_id(candidate)
+            except PromptlearnError:
+                continue
+        return re.sub(r"[^A-Za-z0-9_\-]+", "_", path.name) or "task"
+    return "task"
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from ..data import load_data
+    from ..search import PromptSearch
+    from ..search.results import check_task_name
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PromptlearnError(f"--out {out} is a file, not a folder")
+    if (out / "report.json").exists() and not args.overwrite:
+        raise PromptlearnError(f"--out {out} already holds a search report; pass --overwrite to replace it")
+    if bool(args.data) == bool(args.train):
+        raise PromptlearnError("give the labelled examples with --data (an LM-BFF folder or task) or --train FILE")
+    if args.train and not args.dev:
+        raise PromptlearnError("--dev FILE is required with --train: the search scores its candidates on it")
+    if args.budget_minutes < 0:
+        raise PromptlearnError(f"--budget-minutes must be >= 0, got {args.budget_minutes}")
+    task = check_task_name(_search_task_name(args))
+    options = dict(columns=_columns(args.column), label_column=args.label_column, fmt=args.fmt)
+    train_x, train_y = load_data(args.data or args.train, "train", **options)
+    dev_x, dev_y = load_data(args.dev, "test", **options) if args.dev else load_data(args.data, "dev", **options)
+    if train_y is None or dev_y is None:
+        raise PromptlearnError(f"the training and dev data need labels (column {args.label_column!r})")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    search = PromptSearch(
+        model=args.model, gguf_file=args.gguf_file, device=args.device, batch_size=args.batch_size,
+        max_length=args.max_length, method=args.method, template=args.template, verbalizer=args.verbalizer,
+        n_templates=args.n_templates, budget_minutes=args.budget_minutes, seed=args.seed,
+        top_k_words=args.top_k_words, n_triggers=args.triggers, autoprompt_iterations=args.autoprompt_iterations,
+        train_steps=args.train_steps, learning_rate=args.learning_rate, show_progress=None)
+    print(f"searching prompts ({args.method}) for {task} with {args.model} on {len(train_x)} training and "
+          f"{len(dev_x)} dev examples, budget {args.budget_minutes:g} min", file=sys.stderr)
+    search.fit(train_x, train_y, dev=(dev_x, dev_y))
+    search.write(out, task_name=task, overwrite=args.overwrite)
+    result = search.result_
+    print(f"{len(result.candidates)} candidates scored in {result.seconds:.1f} s; best {args.n_templates} in {out}:")
+    for rank, candidate in enumerate(result.best(args.n_templates), start=1):
+        trained = f"  trained {100 * candidate.trained:.1f}" if candidate.trained is not None else ""
+        words = "; ".join(f"{c}: {', '.join(w)}" for c, w in candidate.label_words.items())
+        print(f"{rank}. zero-shot {100 * candidate.zero_shot:.1f}  calibrated {100 * candidate.calibrated:.1f}"
+              f"{trained}  {json.dumps(candidate.template, ensure_ascii=False)}  ({words})")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
