@@ -94,8 +94,26 @@ class atomic_directory:
 
 
 def save_model_folder(model: Any, tokenizer: Any, folder: str | os.PathLike) -> None:
-    """A model (safetensors weights) and its tokenizer, as a folder ``from_pretrained`` can load."""
-    model.save_pretrained(folder, safe_serialization=True)
+    """A model (safetensors weights) and its tokenizer, as a folder ``from_pretrained`` can load.
+
+    A model read from a GGUF file (e.g. the packaged SmolLM2) holds plain float weights -- transformers
+    dequantizes GGUF when loading -- but stays marked as quantized, which ``save_pretrained`` refuses; it is
+    saved as the ordinary float model it is."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
+    if quantizer is None or str(getattr(method, "value", method)).lower() != "gguf":
+        model.save_pretrained(folder, safe_serialization=True)
+    else:
+        config = model.config
+        had_config = "quantization_config" in config.__dict__
+        saved_config = config.__dict__.pop("quantization_config", None)
+        model.hf_quantizer = None
+        try:
+            model.save_pretrained(folder, safe_serialization=True)
+        finally:
+            model.hf_quantizer = quantizer
+            if had_config:
+                config.quantization_config = saved_config
     tokenizer.save_pretrained(folder)
 
 

@@ -80,6 +80,26 @@ def test_save_load_after_training_gives_identical_probabilities(tiny_bert_dir, t
     assert not np.array_equal(untrained.predict_proba(X), clf.predict_proba(X))
 
 
+def test_save_a_model_read_from_gguf(tiny_llama_dir, tmp_path):
+    """A GGUF checkpoint (the packaged SmolLM2) is dequantized to float weights when loaded but stays marked as
+    quantized, which save_pretrained refuses: it is saved as the float model it is, and the mark is kept."""
+    from types import SimpleNamespace
+
+    clf = PromptClassifier(str(tiny_llama_dir), "{{ text }} It was [MASK]", VERBALIZER, learning_rate=1e-3,
+                           max_steps=2, train_batch_size=4, seed=0, show_progress=False)
+    model = clf.model_.model
+    marker = SimpleNamespace(quantization_config=SimpleNamespace(quant_method=SimpleNamespace(value="gguf")))
+    model.hf_quantizer = marker
+    model.config.quantization_config = {"quant_method": "gguf"}
+    clf.fit(X, Y)
+    clf.save(tmp_path / "trained")
+    saved = json.loads((tmp_path / "trained" / "model" / "config.json").read_text())
+    assert "quantization_config" not in saved
+    assert model.hf_quantizer is marker and model.config.quantization_config == {"quant_method": "gguf"}
+    reloaded = PromptClassifier.load(tmp_path / "trained")
+    np.testing.assert_array_equal(reloaded.predict_proba(X), clf.predict_proba(X))
+
+
 class _Killed(Exception):
     pass
 
