@@ -2,7 +2,7 @@
 
 Run:   python -m benchmarks.run benchmarks/configs/lmbff_k16_minilm.toml
          [--force] [--only METHOD ...] [--tasks TASK ...] [--k K ...] [--seeds SEED ...]
-         [--dry-run] [--results-dir DIR]
+         [--dry-run] [--table-only] [--results-dir DIR]
 Then:  python -m benchmarks.report        (regenerates benchmarks/RESULTS.md, tables included)
 
 Before any cell runs, the md5 of every LM-BFF k-shot file the selected cells read is checked against
@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="run only these (training) tasks")
     parser.add_argument("--k", nargs="+", type=int, metavar="K", help="run only these K (zero-shot cells have none)")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="run only these seeds")
+    parser.add_argument("--table-only", action="store_true",
+                        help="rewrite table.md (and the K-sweep plot) from the result files on disk; run nothing")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the config, the data checksums and the models; list the cells; run nothing")
     parser.add_argument("--results-dir", type=Path, default=RESULTS,
@@ -95,6 +97,16 @@ def _parser() -> argparse.ArgumentParser:
 def _error(message: str) -> int:
     print(f"benchmarks.run: error: {message}", file=sys.stderr)
     return 2
+
+
+def _write_table(config: Config, results: Path, config_arg: str, skipped: dict[str, str]) -> Path:
+    """table.md (and, for a K sweep, k_sweep.png) from every result file of the config on disk."""
+    table_command = f"python -m benchmarks.run {shlex.quote(config_arg)}"
+    plot_note = write_plot(config, results) if len(config.ks) > 1 else None
+    table = render_table(config, results, command=table_command, skipped=skipped, plot_note=plot_note)
+    target = results / config.name / "table.md"
+    write_text(target, table)
+    return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(str(exc))
     results = args.results_dir
     folder = results / config.name
+    if args.table_only:
+        target = _write_table(config, results, _display_path(Path(args.config)), {})
+        print(f"wrote {target} from the result files on disk (nothing run)", file=sys.stderr)
+        return 0
     todo = [u for u in units if args.force or not all(p.is_file() for p in u.paths(folder))]
     done = len(units) - len(todo)
     skipped: dict[str, str] = {}
@@ -188,10 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in [n for n in skipped]:
         print(f"skipped {name}: {skipped[name]}", file=sys.stderr)
 
-    table_command = f"python -m benchmarks.run {shlex.quote(config_arg)}"
-    plot_note = write_plot(config, results) if len(config.ks) > 1 else None
-    table = render_table(config, results, command=table_command, skipped=skipped, plot_note=plot_note)
-    write_text(folder / "table.md", table)
+    _write_table(config, results, config_arg, skipped)
     print(f"ran {ran}, skipped {done} finished and {len(todo) - ran - len(failures)} unavailable, "
           f"{len(failures)} failed; wrote {folder / 'table.md'}", file=sys.stderr)
     if failures:

@@ -191,6 +191,21 @@ def test_resume_skips_finished_cells(bench, capsys):
     assert after == before  # nothing else was rewritten
 
 
+def test_table_only_rewrites_the_table_and_runs_nothing(bench, capsys):
+    table = bench["folder"] / "table.md"
+    before = table.read_text()
+    files = {name: p.stat().st_mtime_ns for name, p in _files(bench["folder"]).items()}
+    table.unlink()
+    assert bench["again"]("--table-only") == 0
+    assert "nothing run" in capsys.readouterr().err
+    after = table.read_text()
+    # the same table, except that setfit's "skipped" note needs a run that tried it
+    assert after.replace("skipped", "–").count("|") == before.replace("skipped", "–").count("|")
+    assert [line for line in after.splitlines() if line.startswith("| pet")] == [
+        line for line in before.splitlines() if line.startswith("| pet")]
+    assert {name: p.stat().st_mtime_ns for name, p in _files(bench["folder"]).items()} == files
+
+
 def test_two_runs_give_identical_json_apart_from_timing(bench):
     first = {name: p.read_text() for name, p in _files(bench["folder"]).items()}
     assert bench["again"]("--force", "--only", "zero_shot", "zero_shot_cal", "pet", "tfidf", "probe") == 0
