@@ -164,6 +164,7 @@ def test_run_writes_cells_and_table(bench):
         assert "8 of 10" in rows["*test examples*"]
     assert "pip install -e '.[bench]'" in table
     assert re.search(r"- `pet`: \d+\.\d s per run \(median of 8; ", table)  # 2 Ks x 2 tasks x 2 seeds
+    assert re.search(r"- `zero_shot`: \d+\.\d s per run \(median of 2; ", table)  # one per task, whatever K
     try:
         import matplotlib  # noqa: F401
     except ImportError:

@@ -89,10 +89,12 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def collect(config: Config, results: Path) -> tuple[dict, list[dict]]:
-    """stats[k][method][column] -> Stat, from the result files on disk; and every result read."""
+    """stats[k][method][column] -> Stat, from the result files on disk; and every result read (once each:
+    a zero-shot cell serves every K)."""
     folder = results / config.name
     stats: dict[int, dict[str, dict[tuple[str, str], Stat]]] = {}
     seen: list[dict] = []
+    read: set[Path] = set()
     for k in config.ks:
         per_method: dict[str, dict[tuple[str, str], Stat]] = {}
         for row_name, method in config.rows():
@@ -105,10 +107,13 @@ def collect(config: Config, results: Path) -> tuple[dict, list[dict]]:
                     stems, expected = [cell_stem(task, test, k, s) for s in config.seeds], len(config.seeds)
                 stat = Stat(expected=expected)
                 for stem in stems:
-                    result = _read(folder / row_name / f"{stem}.json")
+                    path = folder / row_name / f"{stem}.json"
+                    result = _read(path)
                     if result is not None and result.get("accuracy") is not None:
                         stat.values.append(float(result["accuracy"]))
-                        seen.append(result)
+                        if path not in read:
+                            read.add(path)
+                            seen.append(result)
                 row[column] = stat
             per_method[row_name] = row
         stats[k] = per_method
