@@ -414,12 +414,8 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
         X = _as_list(X)
         labels = _as_labels(y if y is not None or X else [], len(X))
         ipet = self.ipet_generations > 0
-        if ipet and (not self.fit_members or len(self.members) < 2):
-            raise ConfigError("iPET retrains every member on examples labelled by the others: it needs at least "
-                              "two members and fit_members=True")
-        unlabeled_list = _as_list(unlabeled) if unlabeled is not None else None
-        if ipet and not unlabeled_list:
-            raise DataError("iPET needs unlabelled examples: fit(X, y, unlabeled=...)")
+        unlabeled_list = self._ipet_inputs(unlabeled, "fit(X, y, unlabeled=...)") if ipet else (
+            _as_list(unlabeled) if unlabeled is not None else None)
         if not X and not ipet and self.fit_members and any(callable(getattr(m, "fit", None)) for m in self.members):
             raise DataError("no training examples; fit needs labelled examples (or fit_members=False)")
         members = [clone(m) if self._trains(m) else m for m in self.members]
@@ -474,12 +470,7 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
         generations = self.ipet_generations if generations is None else generations
         if isinstance(generations, bool) or not isinstance(generations, numbers.Integral) or generations < 1:
             raise ConfigError(f"iPET needs at least one generation, got {generations!r}")
-        if not self.fit_members or len(self.members) < 2:
-            raise ConfigError("iPET retrains every member on examples labelled by the others: it needs at least "
-                              "two members and fit_members=True")
-        unlabeled_list = _as_list(unlabeled) if unlabeled is not None else []
-        if not unlabeled_list:
-            raise DataError("iPET needs unlabelled examples: ipet(X, y, unlabeled)")
+        unlabeled_list = self._ipet_inputs(unlabeled, "ipet(X, y, unlabeled)")
         X = _as_list(X)
         classes = common_classes(self.members_)
         names = [classes[i] for i in label_indices(_as_labels(y if y is not None or X else [], len(X)), classes)]
@@ -489,6 +480,17 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
         successor.ipet_history_ = list(self.ipet_history_)
         successor._ipet(X, names, unlabeled_list, unlabeled, dev, classes, generations)
         return successor
+
+    def _ipet_inputs(self, unlabeled: Any, call: str) -> list[Any]:
+        """The unlabelled examples as a list, after checking that iPET can run (two or more trainable members,
+        some unlabelled examples); ``call`` names the call in the error."""
+        if not self.fit_members or len(self.members) < 2:
+            raise ConfigError("iPET retrains every member on examples labelled by the others: it needs at least "
+                              "two members and fit_members=True")
+        examples = _as_list(unlabeled) if unlabeled is not None else []
+        if not examples:
+            raise DataError(f"iPET needs unlabelled examples: {call}")
+        return examples
 
     def _check_checkpoint_dirs(self, members: Sequence[Any]) -> None:
         folders = [str(getattr(m, "checkpoint_dir", None)) for m in members

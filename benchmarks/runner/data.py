@@ -9,8 +9,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks.runner.config import Unit
 from promptlearn import data as pdata
 from promptlearn.errors import ChecksumError, ConfigError, DataError
@@ -79,6 +77,14 @@ class DataSource:
             return self.root / "superglue" / self.FEWGLUE[task] / "val.jsonl"
         return self._kshot_file(task, self.test_seed(task, seed), "test")
 
+    def full_file(self, task: str, split: str) -> Path:
+        """LM-BFF's full ``train`` or ``dev`` file of a task (``lm-bff/full/<TASK>/<split>.tsv`` or ``.json``)."""
+        folder = self.root / "lm-bff" / "full" / pdata.LMBFF_TASK_DIRS[task]
+        found = [folder / f"{split}{ext}" for ext in (".tsv", ".json") if (folder / f"{split}{ext}").is_file()]
+        if not found:
+            raise DataError(f"no {split} file in {folder}")
+        return found[0]
+
     def kshot_files(self, unit: Unit) -> list[Path]:
         """The LM-BFF k-shot files (those with published checksums) a unit reads."""
         files = []
@@ -122,13 +128,11 @@ class DataSource:
                     X, y = pdata.sample_k_shot(X, y, k, seed)
                     Xd, yd = pdata.sample_k_shot(Xd, yd, k, seed)
             else:
-                full = self.root / "lm-bff" / "full" / pdata.LMBFF_TASK_DIRS[task]
                 X, y = self._cached(("full", task, "train"), lambda: pdata.load_lmbff_full(task, "train", self.root))
                 Xd, yd = self._cached(("full", task, "dev"), lambda: pdata.load_lmbff_full(task, "dev", self.root))
                 X, y = pdata.sample_k_shot(X, y, k, seed)
                 Xd, yd = pdata.sample_k_shot(Xd, yd, k, seed, strict=False)
-                train_path = next(p for p in full.iterdir() if p.stem == "train")
-                dev_path = next(p for p in full.iterdir() if p.stem == "dev")
+                train_path, dev_path = self.full_file(task, "train"), self.full_file(task, "dev")
             files = {"train": self.record(train_path), "dev": self.record(dev_path)}
             return (X, y), (Xd, yd), files
         if task == "agnews":
@@ -150,8 +154,7 @@ class DataSource:
         (LM-BFF tasks: ``lm-bff/full/<TASK>/train``; AG News: ``train_pool.csv``), none of them in ``exclude``
         (the cell's training and dev examples). Fewer when there are fewer."""
         if task in pdata.LMBFF_TASK_DIRS:
-            path = next((p for p in (self.root / "lm-bff" / "full" / pdata.LMBFF_TASK_DIRS[task]).glob("train.*")),
-                        None)
+            path = self.full_file(task, "train")
             X, _ = self._cached(("full", task, "train"), lambda: pdata.load_lmbff_full(task, "train", self.root))
         elif task == "agnews":
             path = self.root / "ag_news" / "train_pool.csv"
@@ -160,9 +163,8 @@ class DataSource:
             raise ConfigError(f"no unlabelled text for {task} in the runner (LM-BFF tasks and agnews have some)")
         taken = {json.dumps(e, sort_keys=True) for e in exclude}
         pool = [e for e in X if json.dumps(e, sort_keys=True) not in taken]
-        order = np.random.default_rng(seed).permutation(len(pool))[:n]
-        return [pool[i] for i in sorted(order)], {"unlabeled": self.record(path) if path else None,
-                                                  "n_unlabeled_available": len(pool)}
+        drawn, _ = pdata.subsample(pool, None, n, seed)
+        return drawn, {"unlabeled": self.record(path), "n_unlabeled_available": len(pool)}
 
     def test(self, task: str, seed: int | None, limit: int | None, subset_seed: int) -> tuple[list, list, dict]:
         path = self.test_file(task, seed)

@@ -387,7 +387,7 @@ class Runner:
         (X, y), (Xd, yd) = train, dev
         options = {key[len("search_"):]: params.pop(key) for key in list(params) if key.startswith("search_")}
         loaded = load_model(resolve_model(model))
-        template, verbalizer, after_mask = self.prompt_for(unit.method, unit.task, loaded.kind)
+        template, _, after_mask = self.prompt_for(unit.method, unit.task, loaded.kind)  # label words: searched
         options.setdefault("template", template)
         start = time.perf_counter()
         search = PromptSearch(loaded.model, tokenizer=loaded.tokenizer, seed=unit.seed, show_progress=False,
