@@ -217,6 +217,41 @@ def test_two_runs_give_identical_json_apart_from_timing(bench):
     assert any(first[n] != second[n] for n in first)  # the timing did change: the files were rewritten
 
 
+def test_reproduce_reruns_cells_and_reports_a_difference(bench, capsys):
+    from benchmarks import reproduce
+
+    common = [str(bench["config"]), "--results-dir", str(bench["results"]), "--tasks", "sst2", "--k", "2"]
+    files = _files(bench["folder"])
+    before = {name: p.read_text() for name, p in files.items()}
+    assert reproduce.main([*common, "--only", "tfidf", "pet"]) == 0
+    assert {name: p.read_text() for name, p in files.items()} == before  # the rerun went to a scratch folder
+    record = json.loads((bench["results"] / "reproducibility" / "tiny.json").read_text())
+    assert [c["cell"] for c in record["cells"]] == ["pet/sst2-k2-s13.json", "pet/sst2-k2-s21.json",
+                                                    "tfidf/sst2-k2-s13.json", "tfidf/sst2-k2-s21.json"]
+    assert all(c["identical"] and c["accuracy"][0] == c["accuracy"][1] for c in record["cells"])
+
+    # a result file that no longer matches what its command computes is reported, and the record says why
+    victim = files["tfidf/sst2-k2-s13.json"]
+    cell = json.loads(victim.read_text())
+    cell["accuracy"] = 1.0 - cell["accuracy"] + 0.125
+    victim.write_text(json.dumps(cell))
+    try:
+        assert reproduce.main([*common, "--only", "tfidf", "--seeds", "13"]) == 1
+    finally:
+        victim.write_text(before["tfidf/sst2-k2-s13.json"])
+    assert "DIFFERS tfidf/sst2-k2-s13.json" in capsys.readouterr().err
+    cells = {c["cell"]: c for c in json.loads((bench["results"] / "reproducibility" / "tiny.json").read_text())["cells"]}
+    assert len(cells) == 4 and cells["tfidf/sst2-k2-s13.json"]["differing_keys"] == ["accuracy"]
+    assert cells["pet/sst2-k2-s13.json"]["identical"]  # earlier records are kept
+
+    section = "\n".join(report.reproducibility_section(bench["results"]))
+    assert "| tiny | `pet/sst2-k2-s13.json` |" in section and "| no: accuracy |" in section
+
+    # cells that are not finished are refused before anything runs
+    assert reproduce.main([*common, "--only", "setfit"]) == 2
+    assert "not finished" in capsys.readouterr().err
+
+
 def test_checksum_mismatch_stops_before_any_cell(tmp_path, tiny_bert_dir):
     data = build_data(tmp_path / "data")
     bad = data / "lm-bff" / "k-shot" / "mr" / "16-21" / "test.csv"
