@@ -165,6 +165,10 @@ def test_run_writes_cells_and_table(bench):
     assert "pip install -e '.[bench]'" in table
     assert re.search(r"- `pet`: \d+\.\d s per run \(median of 8; ", table)  # 2 Ks x 2 tasks x 2 seeds
     assert re.search(r"- `zero_shot`: \d+\.\d s per run \(median of 2; ", table)  # one per task, whatever K
+    params = f"{cell['trainable_parameters']:,}"
+    assert re.search(rf"- `pet`: [\d,–]*{params}[\d,–]* trainable parameters, saved artifact [\d.]+ [kMG]?B(–[\d.]+ [kMG]?B)? "
+                     r"\(8 runs\)", table)
+    assert "- `tfidf`:" not in table.split("costs to keep")[1].split("Methods:")[0]  # only prompt methods save one
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -355,6 +359,8 @@ train_batch_size = 4
     assert json.loads((folder / "finetune" / "sst2-k4-s13.json").read_text())["model"] == str(tiny_bert_dir)
     header = next(line for line in (folder / "table.md").read_text().splitlines() if line.startswith("| method"))
     assert [c.strip() for c in header.strip("|").split("|")] == ["method", "SST-2", "SST-2 → MR", "avg"]
+    assert "- `pet`: " in (folder / "table.md").read_text().split("costs to keep")[1]
+    assert "(1 run)" in (folder / "table.md").read_text()  # one training run, tested on two tasks
 
 
 def _full_train(root: Path) -> None:

@@ -152,6 +152,35 @@ def _wall_time_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[
             "the accuracies do not):", ""] + lines + [""]
 
 
+def _size_text(n_bytes: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes:.0f} B"
+
+
+def _footprint_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per trained prompt method: the parameters training changed and the size of the saved artifact
+    (they vary a little with the task's number of classes, hence the ranges)."""
+    lines = []
+    for method in config.methods:
+        first_row = method.rows()[0]
+        runs = [r for r in seen if r.get("method") == first_row and r.get("trainable_parameters") is not None]
+        if not runs:
+            continue
+        params = sorted({int(r["trainable_parameters"]) for r in runs})
+        sizes = sorted(int(r["artifact_bytes"]) for r in runs)
+        n_runs = len({(r["task"], r.get("k"), r.get("seed")) for r in runs})  # one run may test several tasks
+        shown = f"{params[0]:,}" if len(params) == 1 else f"{params[0]:,}–{params[-1]:,}"
+        size = (_size_text(sizes[0]) if _size_text(sizes[0]) == _size_text(sizes[-1])
+                else f"{_size_text(sizes[0])}–{_size_text(sizes[-1])}")
+        lines.append(f"- `{method.name}`: {shown} trainable parameters, saved artifact {size} ({n_runs} run{'s' if n_runs != 1 else ''})")
+    if not lines:
+        return []
+    return ["What a trained classifier costs to keep (each cell's `trainable_parameters` and `artifact_bytes`: "
+            "the parameters training changed, and the folder `save` writes):", ""] + lines + [""]
+
+
 def render_table(config: Config, results: Path, *, command: str, skipped: Mapping[str, str] | None = None,
                  plot_note: str | None = None) -> str:
     stats, seen = collect(config, results)
@@ -211,6 +240,7 @@ def render_table(config: Config, results: Path, *, command: str, skipped: Mappin
     if skipped:
         lines += [f"- `{name}` skipped: {why}" for name, why in skipped.items()] + [""]
     lines += _wall_time_lines(config, seen)
+    lines += _footprint_lines(config, seen)
     lines += ["Methods:", ""]
     templates: dict[str, set[str]] = {}
     for result in seen:
