@@ -160,7 +160,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     ``demo_sets`` sets drawn with different seeds are ensembled (mean class log-probability). ``seed`` seeds
     the draws. ``chat_template``: wrap the prompt in the tokenizer's chat template as a user message (causal
     instruct models); the label word starts the assistant's reply. :meth:`fit` trains with demonstrations
-    drawn from the pool at every step (never the example itself).
+    drawn from the pool at every step (never the example itself); with ``max_steps=0`` it trains nothing and
+    only makes its ``(X, y)`` the pool (in-context learning, the weights untouched).
 
     Continuous prompts and lightweight fine-tuning (:mod:`promptlearn.prompts`): ``source`` — ``manual``
     (the template as written; :meth:`fit` trains the model's weights), ``soft`` (prompt tuning: the
@@ -600,6 +601,14 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             self.demo_pool_ = pool_to_json(*read_pool((examples, names), template, verbalizer), verbalizer)
         if contextual:
             self.demo_selector_, self._context_parts()  # check the pool and the chat template before training
+        if self.max_steps == 0:  # in-context learning only: the labelled data become the pool, no weight changes
+            if not (contextual and self.demos):
+                raise ConfigError("max_steps=0 trains nothing; it is for in-context learning (demos > 0), where "
+                                  "fit(X, y) only makes X, y the demonstration pool. Set max_steps >= 1 to train.")
+            self.training_result_ = None
+            self._prior_cache = None
+            self._demo_prior_key = None
+            return self
         auxiliary = None
         if self.mlm_weight > 0:
             if unlabeled is None:

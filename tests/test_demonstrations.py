@@ -309,6 +309,23 @@ def test_fit_with_demonstrations_from_the_training_set(tiny_llama_dir, tmp_path,
                                atol=1e-6)
 
 
+def test_fit_with_zero_steps_only_makes_the_pool(tiny_bert_dir, tmp_path):
+    import torch
+
+    clf = make(tiny_bert_dir, demo_pool=None, max_steps=0, seed=5)
+    before = {k: v.clone() for k, v in clf.model_.model.state_dict().items()}
+    assert clf.fit(POOL_X, POOL_Y) is clf and clf.training_result_ is None
+    after = clf.model_.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # in-context learning: no weight changed
+    assert clf.demo_pool_["labels"] == POOL_Y
+    expected = make(tiny_bert_dir, seed=5).predict_proba(QUERIES)  # the same pool given at construction
+    np.testing.assert_allclose(clf.predict_proba(QUERIES), expected, atol=1e-12)
+    clf.save(tmp_path / "icl")
+    np.testing.assert_allclose(PromptClassifier.load(tmp_path / "icl").predict_proba(QUERIES), expected, atol=1e-12)
+    with pytest.raises(ConfigError, match=r"max_steps=0 trains nothing.*demos > 0"):
+        make(tiny_bert_dir, demos=0, demo_pool=None, max_steps=0).fit(POOL_X, POOL_Y)
+
+
 # -- chat templates ---------------------------------------------------------------------------------------
 
 def test_chat_template_wraps_demonstrations_and_example(tiny_llama_dir):
