@@ -395,3 +395,8 @@ def test_cli_flags(tiny_bert_dir, tmp_path, capsys):
     assert report["demos"] == 1 and report["demo_sets"] == 2
     assert main(["classify", *common, "--text", "x", "--demos", "1"]) == 2
     assert "needs labelled examples" in capsys.readouterr().err
+    assert main(["classify", *common, "--text", "a new movie", "--demos", "1", "--demo-pool", str(pool),
+                 "--demo-selection", "similar", "--demo-encoder", str(tiny_bert_dir)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    expected = make(tiny_bert_dir, demo_selection="similar", demo_encoder=str(tiny_bert_dir)).predict_proba(["a new movie"])
+    assert [float(v) for v in out[1].split("\t")[1:4]] == pytest.approx(expected[0], abs=1e-6)

@@ -406,6 +406,13 @@ def test_cli_train_ensemble_then_evaluate(tiny_bert_dir, tmp_path, capsys):
     report = json.loads(report_path.read_text())
     assert report["accuracy"] == pytest.approx(PromptEnsemble.load(output).score(X, Y))
     assert report["template"] == TEMPLATES
+    assert main(common + ["--ensemble", "weighted", "--weights-from", "dev", "--output", str(tmp_path / "x")]) == 2
+    assert "--weights-from dev needs dev data" in capsys.readouterr().err
+    by_dev = tmp_path / "by-dev"
+    assert main(common + ["--ensemble", "weighted", "--weights-from", "dev", "--dev", str(train),
+                          "--output", str(by_dev)]) == 0
+    capsys.readouterr()
+    assert PromptEnsemble.load(by_dev).weights_from == "dev"
 
     student = tmp_path / "student"
     assert main(common + ["--distill", "--unlabeled", str(unlabeled), "--ipet-generations", "1",

@@ -78,6 +78,9 @@ def _add_prompt_options(parser: argparse.ArgumentParser, *, template_required: b
     demos.add_argument("--demo-selection", choices=("random", "balanced", "similar"),
                        help="random (default), balanced (equal per class; causal LMs), or similar (nearest by "
                             "all-MiniLM-L6-v2 sentence embeddings, drawn from the top half per class, as LM-BFF)")
+    demos.add_argument("--demo-encoder", metavar="MODEL",
+                       help="sentence encoder of --demo-selection similar: a sentence-transformers / BERT folder or "
+                            "hub id, mean-pooled (default: minilm, the packaged all-MiniLM-L6-v2)")
     demos.add_argument("--demo-sets", type=_positive_int, metavar="N",
                        help="ensemble N demonstration sets drawn with different seeds (default 1)")
     demos.add_argument("--chat-template", action="store_true",
@@ -187,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="how the prompts' predictions combine: mean probability, mean log-probability, "
                               "weighted by each prompt's accuracy on the training data before training (PET), or "
                               "majority vote (default with several --template: mean); saves a PromptEnsemble")
+    several.add_argument("--weights-from", choices=("train", "dev"), default="train",
+                         help="--ensemble weighted: each prompt's accuracy before training on the training data "
+                              "(default, as PET) or on --dev data")
     several.add_argument("--distill", action="store_true",
                          help="label --unlabeled with the ensemble's soft targets and train one --student on them; "
                               "--output then holds the student")

@@ -138,8 +138,10 @@ def _train_ensemble(args: argparse.Namespace, prompts: list[tuple[str, str | Non
         return member
 
     members = [prompt_classifier(template, verbalizer) for template, verbalizer in prompts]
-    ensemble = PromptEnsemble(members, combine=args.ensemble or "mean", ipet_generations=args.ipet_generations,
-                              seed=args.seed)
+    if args.weights_from == "dev" and dev is None:
+        raise PromptlearnError("--weights-from dev needs dev data: --dev FILE, or an LM-BFF folder with a dev split")
+    ensemble = PromptEnsemble(members, combine=args.ensemble or "mean", weights_from=args.weights_from,
+                              ipet_generations=args.ipet_generations, seed=args.seed)
     student = None
     if args.distill:
         student = prompt_classifier(*prompts[0]) if args.student == "prompt" else _finetune_student(args)
