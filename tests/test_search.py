@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -169,6 +170,24 @@ def test_budget_too_small_stops_cleanly(tiny_bert_dir, files, tmp_path, capsys):
     code = main(["search", "--model", str(tiny_bert_dir), "--train", str(train), "--dev", str(dev), "--out",
                  str(tmp_path / "out"), "--budget-minutes", "0"])
     assert code == 2 and "budget" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_unit_that_overruns_the_budget_is_reported(tiny_bert_dir, monkeypatch):
+    import time
+
+    import promptlearn.search.core as core
+
+    original = core.search_label_words
+
+    def slow(*args, **kwargs):  # a label search slower than the whole budget: it runs to its end, then says so
+        time.sleep(0.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(core, "search_label_words", slow)
+    result = PromptSearch(str(tiny_bert_dir), method="labels", budget_minutes=0.005, show_progress=False).fit(
+        TEXTS, LABELS, dev=(TEXTS, LABELS)).result_
+    assert result.candidates and result.seconds > 0.3
+    assert any(re.search(r"over its 0\.3 s budget.*slowest stage: labels", note) for note in result.notes), result.notes
 
 
 def test_bad_input(tiny_bert_dir, tmp_path, capsys):

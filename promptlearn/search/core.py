@@ -399,6 +399,11 @@ class _Run:
         if not self.candidates:
             self._none_scored()
         self.train()
+        if self.budget.expired():  # a unit of work (one label search, one training run) is never interrupted
+            self.notes.append(f"the search took {self.budget.elapsed():.1f} s, over its {60 * s.budget_minutes:g} s "
+                              f"budget: the budget is checked between units of work (the slowest stage: "
+                              f"{max(self.stages, key=lambda st: st['seconds'])['name']}, "
+                              f"{max(st['seconds'] for st in self.stages):.1f} s)")
         return SearchResult(
             candidates=rank(self.candidates), classes=list(self.classes), model=self._model_name(), method=method,
             seed=s.seed, n_train=len(self.train_x), n_dev=len(self.dev_x), settings=self._settings(),
