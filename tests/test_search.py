@@ -160,6 +160,17 @@ def test_cli_search_is_deterministic(tiny_bert_dir, files, tmp_path, capsys):
     assert main(args + ["--overwrite"]) == 0
     assert not (tmp_path / "a" / "templates" / "toy" / "2.j2").exists()
     assert json.loads((tmp_path / "a" / "report.json").read_text())["method"] == "labels"
+    # Extra (multi-token) candidates and several words per class, from the command line.
+    assert main(args + ["--overwrite", "--candidate-words", "not good, truly great", "--words-per-class", "2"]) == 0
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["settings"]["words_per_class"] == 2
+    assert report["settings"]["candidate_words"] == ["not good", "truly great"]
+    assert any(c["source"] == "labels:petal" and all(len(w) == 2 for w in c["label_words"].values())
+               for c in report["candidates"])  # the two-words-per-class verbalizer was built and scored
+    per_class = tmp_path / "words.json"
+    per_class.write_text(json.dumps({"negative": ["not good"], "nonsense": ["x"]}))
+    assert main(args + ["--overwrite", "--candidate-words", str(per_class)]) == 2
+    assert "nonsense" in capsys.readouterr().err
 
 
 def test_budget_too_small_stops_cleanly(tiny_bert_dir, files, tmp_path, capsys):

@@ -369,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     search_options.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     search_options.add_argument("--top-k-words", type=_positive_int, default=10,
                                 help="label search: candidate words per class (default 10)")
+    search_options.add_argument("--candidate-words", metavar="WORDS",
+                                help="label search: extra candidate words, possibly several tokens long: a "
+                                     "comma-separated list ('not good,excellent') tried for every class, or a "
+                                     "verbalizer file (class: words) naming each class's own")
+    search_options.add_argument("--words-per-class", type=_positive_int, default=1,
+                                help="label search: also build a verbalizer with N words per class from the PETAL "
+                                     "ranking (default 1: single words only)")
     search_options.add_argument("--triggers", type=_positive_int, default=3,
                                 help="autoprompt: number of trigger words (default 3)")
     search_options.add_argument("--autoprompt-iterations", type=int, default=8,

@@ -167,6 +167,20 @@ def _train_ensemble(args: argparse.Namespace, prompts: list[tuple[str, str | Non
     return 0
 
 
+def _candidate_words(value: str | None) -> Any:
+    """--candidate-words: a verbalizer file (each class's own candidates) or a comma-separated list (for all)."""
+    if value is None:
+        return None
+    if Path(value).is_file():
+        from ..verbalizer import Verbalizer
+
+        return Verbalizer.load(value).to_dict()
+    words = [w.strip() for w in value.split(",") if w.strip()]
+    if not words:
+        raise PromptlearnError(f"--candidate-words {value!r} holds no word: give 'word,other words' or a verbalizer file")
+    return words
+
+
 def _finetune_student(args: argparse.Namespace) -> Any:
     """The distilled sequence classifier: --model with a new head, trained with the same hyper-parameters."""
     from ..baselines import FineTuneClassifier
@@ -261,7 +275,8 @@ def run_search(args: argparse.Namespace) -> int:
         model=args.model, gguf_file=args.gguf_file, device=args.device, batch_size=args.batch_size,
         max_length=args.max_length, method=args.method, template=args.template, verbalizer=args.verbalizer,
         n_templates=args.n_templates, budget_minutes=args.budget_minutes, seed=args.seed,
-        top_k_words=args.top_k_words, n_triggers=args.triggers, autoprompt_iterations=args.autoprompt_iterations,
+        top_k_words=args.top_k_words, words_per_class=args.words_per_class,
+        candidate_words=_candidate_words(args.candidate_words), n_triggers=args.triggers, autoprompt_iterations=args.autoprompt_iterations,
         train_steps=args.train_steps, learning_rate=args.learning_rate, show_progress=None)
     print(f"searching prompts ({args.method}) for {task} with {args.model} on {len(train_x)} training and "
           f"{len(dev_x)} dev examples, budget {args.budget_minutes:g} min", file=sys.stderr)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import content_free_examples
+from ..errors import DataError
 from ..scorer import aggregate_words
 from ..template import Template
 from ..verbalizer import Verbalizer
@@ -62,6 +63,10 @@ def _extra_words(classes: Sequence[str], candidate_words: Any, use_class_names: 
         for c, words in class_name_words(classes).items():
             extra[c].extend(words)
     if isinstance(candidate_words, Mapping):
+        unknown = [str(c) for c in candidate_words if str(c) not in extra]
+        if unknown:
+            raise DataError(f"candidate_words names class(es) {unknown} that the data does not have; its classes: "
+                            f"{list(classes)}")
         for c, words in candidate_words.items():
             if str(c) in extra:
                 extra[str(c)].extend([words] if isinstance(words, str) else list(words))
