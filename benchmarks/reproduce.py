@@ -1,5 +1,6 @@
 """Same command twice: recompute finished benchmark cells in a scratch folder and compare them with the
-result files on disk, every key but ``timing``.
+result files on disk, every key both files hold but ``timing``. Keys that only one file holds (a cell written
+before the runner recorded them) are listed apart and are not a difference.
 
 Run:   python -m benchmarks.reproduce CONFIG [--only METHOD ...] [--tasks TASK ...] [--k K ...] [--seeds SEED ...]
 
@@ -52,9 +53,13 @@ def _selection_args(args: argparse.Namespace) -> list[str]:
 
 
 def differing_keys(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
-    """Top-level keys whose values differ between two result files, ``timing`` aside."""
-    keys = (set(first) | set(second)) - {"timing"}
-    return sorted(k for k in keys if first.get(k) != second.get(k))
+    """Top-level keys that both result files hold with different values, ``timing`` aside."""
+    return sorted(k for k in (set(first) & set(second)) - {"timing"} if first[k] != second[k])
+
+
+def unshared_keys(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """Top-level keys only one of the two files holds (a cell written by an older or newer runner)."""
+    return sorted(set(first) ^ set(second))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,15 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in paths:
             first = json.loads(path.read_text(encoding="utf-8"))
             second = json.loads((Path(scratch) / path.relative_to(args.results_dir)).read_text(encoding="utf-8"))
-            keys = differing_keys(first, second)
+            keys, unshared = differing_keys(first, second), unshared_keys(first, second)
             records.append({
                 "cell": path.relative_to(folder).as_posix(), "identical": not keys, "differing_keys": keys,
+                "unshared_keys": unshared,
                 "accuracy": [first["accuracy"], second["accuracy"]],
                 "seconds": [first["timing"]["seconds"], second["timing"]["seconds"]], "command": command,
             })
             print(f"{'same' if not keys else 'DIFFERS':7} {records[-1]['cell']}: accuracy "
                   f"{first['accuracy']:.6f} / {second['accuracy']:.6f}"
-                  + (f"; differing keys: {', '.join(keys)}" if keys else ""), file=sys.stderr)
+                  + (f"; differing keys: {', '.join(keys)}" if keys else "")
+                  + (f"; in one file only: {', '.join(unshared)}" if unshared else ""), file=sys.stderr)
 
     target = args.results_dir / "reproducibility" / f"{config.name}.json"
     previous = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else {"cells": []}

@@ -248,8 +248,22 @@ def test_reproduce_reruns_cells_and_reports_a_difference(bench, capsys):
     assert len(cells) == 4 and cells["tfidf/sst2-k2-s13.json"]["differing_keys"] == ["accuracy"]
     assert cells["pet/sst2-k2-s13.json"]["identical"]  # earlier records are kept
 
+    # a key the file on disk lacks (written before the runner recorded it) is named, not counted as a difference
+    older = files["pet/sst2-k2-s21.json"]
+    cell = json.loads(older.read_text())
+    del cell["artifact_bytes"]
+    older.write_text(json.dumps(cell))
+    try:
+        assert reproduce.main([*common, "--only", "pet", "--seeds", "21"]) == 0
+    finally:
+        older.write_text(before["pet/sst2-k2-s21.json"])
+    cells = {c["cell"]: c for c in json.loads((bench["results"] / "reproducibility" / "tiny.json").read_text())["cells"]}
+    assert cells["pet/sst2-k2-s21.json"]["identical"] and cells["pet/sst2-k2-s21.json"]["unshared_keys"] == ["artifact_bytes"]
+    assert "in one file only: artifact_bytes" in capsys.readouterr().err
+
     section = "\n".join(report.reproducibility_section(bench["results"]))
     assert "| tiny | `pet/sst2-k2-s13.json` |" in section and "| no: accuracy |" in section
+    assert "| yes (in one file only: artifact_bytes) |" in section
 
     # cells that are not finished are refused before anything runs
     assert reproduce.main([*common, "--only", "setfit"]) == 2
