@@ -374,7 +374,9 @@ train_batch_size = 4
     header = next(line for line in (folder / "table.md").read_text().splitlines() if line.startswith("| method"))
     assert [c.strip() for c in header.strip("|").split("|")] == ["method", "SST-2", "SST-2 → MR", "avg"]
     assert "- `pet`: " in (folder / "table.md").read_text().split("costs to keep")[1]
-    assert "(1 run)" in (folder / "table.md").read_text()  # one training run, tested on two tasks
+    assert re.search(r"- `pet`: [\d,]+ trainable parameters, saved artifact [\d.]+ [kMG]?B \(1 run\)",
+                     (folder / "table.md").read_text())  # one training run, tested on two tasks
+    assert re.search(r"- `pet`: \d+\.\d s \(1 run\)", (folder / "table.md").read_text())  # its wall time, once
 
 
 def _full_train(root: Path) -> None:

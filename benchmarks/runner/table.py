@@ -131,16 +131,27 @@ def _env_line(env: Mapping[str, Any]) -> str:
             f"{env.get('torch_threads')} torch threads)")
 
 
+def _runs(method: Any, seen: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One result per run of ``method``: its first row's (a method's rows share one run), and one file of a run
+    tested on several tasks (out-of-domain columns hold the same run's timing and footprint)."""
+    first_row = method.rows()[0]
+    runs: dict[tuple, Mapping[str, Any]] = {}
+    for r in seen:
+        if r.get("method") == first_row:
+            runs.setdefault((r["task"], r.get("k"), r.get("seed")), r)
+    return list(runs.values())
+
+
 def _wall_time_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per method: the median wall time of its finished runs (training and test prediction)."""
     lines = []
     for method in config.methods:
-        first_row = method.rows()[0]  # a method's rows share one run's timing
-        runs = [r["timing"] for r in seen if r.get("method") == first_row and (r.get("timing") or {}).get("seconds")]
+        runs = [r["timing"] for r in _runs(method, seen) if (r.get("timing") or {}).get("seconds")]
         if not runs:
             continue
         seconds = [t["seconds"] for t in runs]
-        text = (f"- `{method.name}`: {np.median(seconds):.1f} s per run (median of {len(runs)}; "
+        text = (f"- `{method.name}`: {seconds[0]:.1f} s (1 run)" if len(runs) == 1 else
+                f"- `{method.name}`: {np.median(seconds):.1f} s per run (median of {len(runs)}; "
                 f"{min(seconds):.1f}–{max(seconds):.1f} s)")
         fits = [t["fit_seconds"] for t in runs if t.get("fit_seconds") is not None]
         if fits:
@@ -164,13 +175,12 @@ def _footprint_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[
     (they vary a little with the task's number of classes, hence the ranges)."""
     lines = []
     for method in config.methods:
-        first_row = method.rows()[0]
-        runs = [r for r in seen if r.get("method") == first_row and r.get("trainable_parameters") is not None]
+        runs = [r for r in _runs(method, seen) if r.get("trainable_parameters") is not None]
         if not runs:
             continue
         params = sorted({int(r["trainable_parameters"]) for r in runs})
         sizes = sorted(int(r["artifact_bytes"]) for r in runs)
-        n_runs = len({(r["task"], r.get("k"), r.get("seed")) for r in runs})  # one run may test several tasks
+        n_runs = len(runs)
         shown = f"{params[0]:,}" if len(params) == 1 else f"{params[0]:,}–{params[-1]:,}"
         size = (_size_text(sizes[0]) if _size_text(sizes[0]) == _size_text(sizes[-1])
                 else f"{_size_text(sizes[0])}–{_size_text(sizes[-1])}")
