@@ -605,9 +605,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             if not (contextual and self.demos):
                 raise ConfigError("max_steps=0 trains nothing; it is for in-context learning (demos > 0), where "
                                   "fit(X, y) only makes X, y the demonstration pool. Set max_steps >= 1 to train.")
-            self.training_result_ = None
-            self._prior_cache = None
-            self._demo_prior_key = None
+            self.training_result_ = None  # the calibration priors are keyed by the pool: no cache to drop
             return self
         auxiliary = None
         if self.mlm_weight > 0:

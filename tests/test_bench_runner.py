@@ -166,7 +166,8 @@ def test_run_writes_cells_and_table(bench):
     assert re.search(r"- `pet`: \d+\.\d s per run \(median of 8; ", table)  # 2 Ks x 2 tasks x 2 seeds
     assert re.search(r"- `zero_shot`: \d+\.\d s per run \(median of 2; ", table)  # one per task, whatever K
     params = f"{cell['trainable_parameters']:,}"
-    assert re.search(rf"- `pet`: [\d,–]*{params}[\d,–]* trainable parameters, saved artifact [\d.]+ [kMG]?B(–[\d.]+ [kMG]?B)? "
+    assert re.search(rf"- `pet`: [\d,–]*{params}[\d,–]* trainable parameters, "
+                     r"saved artifact [\d.]+ [kMG]?B(–[\d.]+ [kMG]?B)? "
                      r"\(8 runs\)", table)
     assert "- `tfidf`:" not in table.split("costs to keep")[1].split("Methods:")[0]  # only prompt methods save one
     try:
@@ -258,7 +259,8 @@ def test_reproduce_reruns_cells_and_reports_a_difference(bench, capsys):
     finally:
         older.write_text(before["pet/sst2-k2-s21.json"])
     cells = {c["cell"]: c for c in json.loads((bench["results"] / "reproducibility" / "tiny.json").read_text())["cells"]}
-    assert cells["pet/sst2-k2-s21.json"]["identical"] and cells["pet/sst2-k2-s21.json"]["unshared_keys"] == ["artifact_bytes"]
+    older_cell = cells["pet/sst2-k2-s21.json"]
+    assert older_cell["identical"] and older_cell["unshared_keys"] == ["artifact_bytes"]
     assert "in one file only: artifact_bytes" in capsys.readouterr().err
 
     section = "\n".join(report.reproducibility_section(bench["results"]))

@@ -398,5 +398,6 @@ def test_cli_flags(tiny_bert_dir, tmp_path, capsys):
     assert main(["classify", *common, "--text", "a new movie", "--demos", "1", "--demo-pool", str(pool),
                  "--demo-selection", "similar", "--demo-encoder", str(tiny_bert_dir)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    expected = make(tiny_bert_dir, demo_selection="similar", demo_encoder=str(tiny_bert_dir)).predict_proba(["a new movie"])
+    similar = make(tiny_bert_dir, demo_selection="similar", demo_encoder=str(tiny_bert_dir))
+    expected = similar.predict_proba(["a new movie"])
     assert [float(v) for v in out[1].split("\t")[1:4]] == pytest.approx(expected[0], abs=1e-6)

@@ -180,11 +180,11 @@ def _footprint_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[
             continue
         params = sorted({int(r["trainable_parameters"]) for r in runs})
         sizes = sorted(int(r["artifact_bytes"]) for r in runs)
-        n_runs = len(runs)
         shown = f"{params[0]:,}" if len(params) == 1 else f"{params[0]:,}–{params[-1]:,}"
-        size = (_size_text(sizes[0]) if _size_text(sizes[0]) == _size_text(sizes[-1])
-                else f"{_size_text(sizes[0])}–{_size_text(sizes[-1])}")
-        lines.append(f"- `{method.name}`: {shown} trainable parameters, saved artifact {size} ({n_runs} run{'s' if n_runs != 1 else ''})")
+        smallest, largest = _size_text(sizes[0]), _size_text(sizes[-1])
+        size = smallest if smallest == largest else f"{smallest}–{largest}"
+        lines.append(f"- `{method.name}`: {shown} trainable parameters, saved artifact {size} "
+                     f"({len(runs)} run{'s' if len(runs) != 1 else ''})")
     if not lines:
         return []
     return ["What a trained classifier costs to keep (each cell's `trainable_parameters` and `artifact_bytes`: "

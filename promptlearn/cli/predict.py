@@ -41,10 +41,9 @@ def default_verbalizer(template: str) -> str:
 def _demo_options(args: argparse.Namespace) -> dict[str, Any]:
     """PromptClassifier's demonstration parameters from the options given (--demo-pool read here)."""
     options: dict[str, Any] = {}
-    for option, param in (("demos", "demos"), ("demo_selection", "demo_selection"), ("demo_sets", "demo_sets"),
-                          ("demo_encoder", "demo_encoder")):
-        if getattr(args, option, None) is not None:
-            options[param] = getattr(args, option)
+    for name in ("demos", "demo_selection", "demo_sets", "demo_encoder"):  # option and parameter share the name
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
     if getattr(args, "chat_template", False):
         options["chat_template"] = True
     if getattr(args, "demo_pool", None):

@@ -276,7 +276,8 @@ def run_search(args: argparse.Namespace) -> int:
         max_length=args.max_length, method=args.method, template=args.template, verbalizer=args.verbalizer,
         n_templates=args.n_templates, budget_minutes=args.budget_minutes, seed=args.seed,
         top_k_words=args.top_k_words, words_per_class=args.words_per_class,
-        candidate_words=_candidate_words(args.candidate_words), n_triggers=args.triggers, autoprompt_iterations=args.autoprompt_iterations,
+        candidate_words=_candidate_words(args.candidate_words), n_triggers=args.triggers,
+        autoprompt_iterations=args.autoprompt_iterations,
         train_steps=args.train_steps, learning_rate=args.learning_rate, show_progress=None)
     print(f"searching prompts ({args.method}) for {task} with {args.model} on {len(train_x)} training and "
           f"{len(dev_x)} dev examples, budget {args.budget_minutes:g} min", file=sys.stderr)

@@ -400,10 +400,10 @@ class _Run:
             self._none_scored()
         self.train()
         if self.budget.expired():  # a unit of work (one label search, one training run) is never interrupted
+            slowest = max(self.stages, key=lambda st: st["seconds"], default=None)
+            where = f" (the slowest stage: {slowest['name']}, {slowest['seconds']:.1f} s)" if slowest else ""
             self.notes.append(f"the search took {self.budget.elapsed():.1f} s, over its {60 * s.budget_minutes:g} s "
-                              f"budget: the budget is checked between units of work (the slowest stage: "
-                              f"{max(self.stages, key=lambda st: st['seconds'])['name']}, "
-                              f"{max(st['seconds'] for st in self.stages):.1f} s)")
+                              f"budget: the budget is checked between units of work{where}")
         return SearchResult(
             candidates=rank(self.candidates), classes=list(self.classes), model=self._model_name(), method=method,
             seed=s.seed, n_train=len(self.train_x), n_dev=len(self.dev_x), settings=self._settings(),

@@ -68,8 +68,7 @@ def _extra_words(classes: Sequence[str], candidate_words: Any, use_class_names: 
             raise DataError(f"candidate_words names class(es) {unknown} that the data does not have; its classes: "
                             f"{list(classes)}")
         for c, words in candidate_words.items():
-            if str(c) in extra:
-                extra[str(c)].extend([words] if isinstance(words, str) else list(words))
+            extra[str(c)].extend([words] if isinstance(words, str) else list(words))
     elif candidate_words:
         for c in classes:
             extra[c].extend(candidate_words)
