@@ -3,7 +3,8 @@
 The same fixed demonstrations (``demo_selection="balanced"``) precede every query, so the causal scorer
 computes their keys and values once and feeds only each query after them; without the cache every query
 recomputes the whole prompt. Prints one JSON line per model: seconds per example both ways, the prompt's
-context and query lengths in tokens, and the largest difference between the two sets of log-probabilities.
+context and query lengths in tokens, and the largest difference between the two sets of log-probabilities;
+writes them to benchmarks/results/demo_cache.json, which ``python -m benchmarks.report`` renders in RESULTS.md.
 
 Models: ``tiny`` (the tests' 2-layer, 32-wide Llama, 128-token window: 2-4 word texts, at most 2 demonstrations
 per class), ``small`` (the same tokenizer, a 4-layer, 256-wide
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import environment, write_result
 from promptlearn import PromptClassifier
 
 TEMPLATE = "Review: {{ text }}\nSentiment: [MASK]"
@@ -104,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    rows = []
     for name in args.models:
-        print(json.dumps(measure(name, args.queries, args.demos, args.batch_size)), flush=True)
+        rows.append(measure(name, args.queries, args.demos, args.batch_size))
+        print(json.dumps(rows[-1]), flush=True)
+    write_result("demo_cache", {"rows": rows, "environment": environment()})
     return 0
 
 
