@@ -472,36 +472,48 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             return [[self.template_.render(example) for example in examples]]
         return [self._demo_prompts(examples, s) for s in range(self.demo_sets if self.demos else 1)]
 
-    def _context_priors(self, demo_sets: Sequence[tuple[int, ...]]) -> np.ndarray:
-        """Contextual calibration's prior for each prompt's demonstrations: the content-free inputs rendered
-        with exactly those demonstrations (one prior per distinct set, cached)."""
-        template, verbalizer, scorer = self.template_, self.verbalizer_, self.scorer_
-        key = (template, verbalizer, tuple(self.content_free), id(scorer), getattr(self, "_selector_key", None),
-               self.demo_separator, self.chat_template)
+    def _prior_prompts(self, demo_sets: Sequence[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], list[Prompt]]:
+        """The demonstration sets whose calibration prior is not cached yet, and their content-free prompts
+        (every content-free input rendered with each such set, set by set)."""
+        template = self.template_
+        key = (template, self.verbalizer_, tuple(self.content_free), id(self.scorer_),
+               getattr(self, "_selector_key", None), self.demo_separator, self.chat_template)
         if getattr(self, "_demo_prior_key", None) != key:
             self._demo_priors: dict[tuple[int, ...], np.ndarray] = {}
             self._demo_prior_key = key
         missing = list(dict.fromkeys(d for d in demo_sets if d not in self._demo_priors))
+        if not missing:
+            return [], []
+        inputs = [template.render(e) for e in content_free_examples(template.fields, self.content_free)]
+        return missing, [self._assemble(query, demos) for demos in missing for query in inputs]
+
+    def _context_priors(self, demo_sets: Sequence[tuple[int, ...]], missing: Sequence[tuple[int, ...]],
+                        scores: np.ndarray) -> np.ndarray:
+        """Contextual calibration's prior for each prompt's demonstrations: the content-free inputs rendered
+        with exactly those demonstrations (one prior per distinct set, cached); ``scores`` are those of
+        :meth:`_prior_prompts`' prompts for the sets not cached yet (``missing``)."""
         if missing:
-            inputs = [template.render(e) for e in content_free_examples(template.fields, self.content_free)]
-            prompts = [self._assemble(query, demos) for demos in missing for query in inputs]
-            scores = scorer.score(prompts, verbalizer).reshape(len(missing), len(inputs), -1)
-            for demos, block in zip(missing, scores):
+            for demos, block in zip(missing, scores.reshape(len(missing), -1, scores.shape[-1])):
                 self._demo_priors[demos] = content_free_prior(block)
-        return np.stack([self._demo_priors[d] for d in demo_sets]) if demo_sets else np.zeros((0, len(verbalizer)))
+        return np.stack([self._demo_priors[d] for d in demo_sets])
 
     def _context_log_probs(self, examples: list[dict[str, Any]], calibrations: Sequence[bool]) -> list[np.ndarray]:
         """Class log-probabilities with demonstrations / a chat template, one array per entry of ``calibrations``
         (from one scoring pass): every demonstration set is scored (and, where calibrated, divided by its own
-        prior), then the sets' log-probabilities are averaged and renormalised."""
+        prior), then the sets' log-probabilities are averaged and renormalised. The content-free prompts of a
+        calibration are scored in the same call, so a causal LM computes the demonstrations they share with
+        the example once (per-example sets: one context pass instead of two)."""
         n_sets = self.demo_sets if self.demos else 1
         prompts = [p for s in range(n_sets) for p in self._demo_prompts(examples, s)]
+        demo_sets = [p.demonstrations for p in prompts]
+        missing, prior_prompts = self._prior_prompts(demo_sets) if any(calibrations) else ([], [])
+        scores = self.scorer_.score(prompts + prior_prompts, self.verbalizer_)
+        log_probs = log_normalize(scores[:len(prompts)])
         n_classes = len(self.verbalizer_)
-        log_probs = log_normalize(self.scorer_.score(prompts, self.verbalizer_))
+        priors = self._context_priors(demo_sets, missing, scores[len(prompts):]) if any(calibrations) else None
         out = []
         for calibrate in calibrations:
-            variant = (contextual_calibration(log_probs, self._context_priors([p.demonstrations for p in prompts]))
-                       if calibrate else log_probs)
+            variant = contextual_calibration(log_probs, priors) if calibrate else log_probs
             out.append(log_normalize(variant.reshape(n_sets, len(examples), n_classes).mean(axis=0)))
         return out
 

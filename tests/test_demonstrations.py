@@ -264,6 +264,21 @@ def test_raw_and_calibrated_from_one_scoring_pass(tiny_bert_dir, options):
     assert calls.count(len(QUERIES) * n_sets) == 1  # the queries were scored once (priors are cached)
 
 
+
+def test_calibrated_per_example_demonstrations_compute_each_context_once(tiny_llama_dir):
+    # Similar demonstrations differ per example; the example and its content-free inputs share them, so
+    # they are scored in one call and the causal scorer computes that context once, not once for each.
+    options = dict(demo_selection="similar", demo_encoder=_bag_of_words, calibrate=True, batch_size=16)
+    clf = make(tiny_llama_dir, CAUSAL_TEMPLATE, **options)
+    calibrated = clf.predict_log_proba(QUERIES)
+    sets = {p.demonstrations for p in clf.render_prompts(QUERIES)[0]}
+    assert len(sets) > 1
+    assert clf.scorer_.context_stats["computed"] == len(sets)
+    assert clf.scorer_.context_stats["reused_rows"] == len(QUERIES) + len(sets) * len(clf.content_free)
+    recomputed = make(tiny_llama_dir, CAUSAL_TEMPLATE, **options)
+    recomputed.scorer_.prefix_cache = False
+    np.testing.assert_allclose(calibrated, recomputed.predict_log_proba(QUERIES), atol=1e-4)
+
 def test_demonstration_sets_are_averaged_in_log_space(tiny_bert_dir):
     clf = make(tiny_bert_dir, demo_sets=3)
     sets = clf.render_prompts(QUERIES)
