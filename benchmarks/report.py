@@ -22,6 +22,17 @@ def _load(pattern: str) -> list[dict]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(RESULTS.glob(pattern))]
 
 
+def _load_one(name: str) -> dict | None:
+    """The result a single-run benchmark script wrote (``benchmarks/results/<name>``), if it exists."""
+    results = _load(name)
+    return results[0] if results else None
+
+
+def _command_footer(result: dict) -> list[str]:
+    """The closing lines of a single-run section: the command that reproduces it and where it ran."""
+    return ["", f"Command: `{result['command']}`. Environment: {_environment_line(result['environment'])}.", ""]
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
@@ -69,10 +80,9 @@ def zero_shot_section() -> list[str]:
 
 
 def throughput_section() -> list[str]:
-    results = _load("throughput.json")
-    if not results:
+    r = _load_one("throughput.json")
+    if r is None:
         return []
-    r = results[0]
     m, c = r["masked"], r["causal"]
     return [
         "## Throughput of `predict_proba`", "",
@@ -88,15 +98,13 @@ def throughput_section() -> list[str]:
         f"{m['speedup_vs_pipeline']:.1f}× |",
         f"| {c['model']} | {c['n_examples']} | {c['promptlearn_ex_per_s']:.1f} | {c['limit_ex_per_s']:.1f} | "
         f"{c['ratio_to_limit']:.2f} | {c['full_logits_ex_per_s']:.1f} | - | - |",
-        "", f"Command: `{r['command']}`. Environment: {_environment_line(r['environment'])}.", "",
-    ]
+    ] + _command_footer(r)
 
 
 def prompt_bank_section() -> list[str]:
-    results = _load("prompt_bank.json")
-    if not results:
+    r = _load_one("prompt_bank.json")
+    if r is None:
         return []
-    r = results[0]
     lines = ["## Many prompts, one batch (`PromptBank`)", "",
              f"Model `{r['model']}`; {r['rows'][0]['n_requests']} requests (LM-BFF SST-2 test sentences), each naming "
              "one of P prompts at random; batch size " + str(r["rows"][0]["batch_size"]) + ", best of repeated runs. "
@@ -107,14 +115,13 @@ def prompt_bank_section() -> list[str]:
     for row in r["rows"]:
         lines.append(f"| {row['source']} {row['options']} | {row['n_prompts']} | {row['mixed_ex_per_s']:.1f} | "
                      f"{row['one_at_a_time_ex_per_s']:.1f} | {row['speedup']:.2f}× | {row['max_abs_difference']:.1e} |")
-    return lines + ["", f"Command: `{r['command']}`. Environment: {_environment_line(r['environment'])}.", ""]
+    return lines + _command_footer(r)
 
 
 def demo_cache_section() -> list[str]:
-    results = _load("demo_cache.json")
-    if not results:
+    r = _load_one("demo_cache.json")
+    if r is None:
         return []
-    r = results[0]
     lines = ["## Shared-prefix cache of k-shot prompts (causal LMs)", "",
              "The same fixed demonstrations (`demo_selection=\"balanced\"`) precede every query. *Cached*: their "
              "keys and values are computed once per scoring call and only each query is fed after them; "
@@ -127,7 +134,7 @@ def demo_cache_section() -> list[str]:
         lines.append(f"| {row['model']} | {row['demos_per_class']} | {row['context_tokens']} | "
                      f"{row['mean_query_tokens']} | {row['queries']} | {row['s_per_example_recomputed']:.4f} | "
                      f"{row['s_per_example_cached']:.4f} | {row['speed_up']:.1f}× | {row['max_abs_diff']:.1e} |")
-    return lines + ["", f"Command: `{r['command']}`. Environment: {_environment_line(r['environment'])}.", ""]
+    return lines + _command_footer(r)
 
 
 def reproducibility_section(results: Path = RESULTS) -> list[str]:

@@ -506,11 +506,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         n_sets = self.demo_sets if self.demos else 1
         prompts = [p for s in range(n_sets) for p in self._demo_prompts(examples, s)]
         demo_sets = [p.demonstrations for p in prompts]
-        missing, prior_prompts = self._prior_prompts(demo_sets) if any(calibrations) else ([], [])
+        calibrating = any(calibrations)
+        missing, prior_prompts = self._prior_prompts(demo_sets) if calibrating else ([], [])
         scores = self.scorer_.score(prompts + prior_prompts, self.verbalizer_)
         log_probs = log_normalize(scores[:len(prompts)])
         n_classes = len(self.verbalizer_)
-        priors = self._context_priors(demo_sets, missing, scores[len(prompts):]) if any(calibrations) else None
+        priors = self._context_priors(demo_sets, missing, scores[len(prompts):]) if calibrating else None
         out = []
         for calibrate in calibrations:
             variant = contextual_calibration(log_probs, priors) if calibrate else log_probs

@@ -264,7 +264,6 @@ def test_raw_and_calibrated_from_one_scoring_pass(tiny_bert_dir, options):
     assert calls.count(len(QUERIES) * n_sets) == 1  # the queries were scored once (priors are cached)
 
 
-
 def test_calibrated_per_example_demonstrations_compute_each_context_once(tiny_llama_dir):
     # Similar demonstrations differ per example; the example and its content-free inputs share them, so
     # they are scored in one call and the causal scorer computes that context once, not once for each.
@@ -278,6 +277,7 @@ def test_calibrated_per_example_demonstrations_compute_each_context_once(tiny_ll
     recomputed = make(tiny_llama_dir, CAUSAL_TEMPLATE, **options)
     recomputed.scorer_.prefix_cache = False
     np.testing.assert_allclose(calibrated, recomputed.predict_log_proba(QUERIES), atol=1e-4)
+
 
 def test_demonstration_sets_are_averaged_in_log_space(tiny_bert_dir):
     clf = make(tiny_bert_dir, demo_sets=3)
