@@ -156,9 +156,9 @@ def _wall_time_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[
         fits = [t["fit_seconds"] for t in runs if t.get("fit_seconds") is not None]
         searches = [t["search_seconds"] for t in runs if t.get("search_seconds") is not None]
         if fits:
-            text += (f", of which search and training {np.median(fits):.1f} s (the search alone "
-                     f"{np.median(searches):.1f} s, {min(searches):.1f}–{max(searches):.1f} s)" if searches else
-                     f", of which training {np.median(fits):.1f} s")
+            text += f", of which {'search and training' if searches else 'training'} {np.median(fits):.1f} s"
+            if searches:
+                text += f" (the search alone {np.median(searches):.1f} s, {min(searches):.1f}–{max(searches):.1f} s)"
         lines.append(text)
     if not lines:
         return []
