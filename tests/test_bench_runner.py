@@ -427,6 +427,8 @@ search_method = "labels"
 search_top_k_words = 4
 search_label_sets = 2
 search_train_steps = 2
+search_keep_margin = 1.0
+start_from_manual = true
 max_steps = 2
 train_batch_size = 4
 """, encoding="utf-8")
@@ -439,7 +441,10 @@ train_batch_size = 4
                                                                                             "found_pet"]}
     found = json.loads((folder / "found_pet" / "sst2-k4-s13.json").read_text())
     assert found["search"]["best"]["template"].endswith("{{ text }} It was [MASK].") and found["search"]["candidates"] > 1
-    assert set(found["search"]["best"]["label_words"]) == {"negative", "positive"}
+    # start_from_manual: the manual prompt is the search's baseline, kept first by the (maximal) margin
+    assert found["search"]["best"]["source"] == "given" and found["search"]["options"]["verbalizer"] == "sst2"
+    assert found["search"]["best"]["label_words"] == {"negative": ["terrible"], "positive": ["great"]}
+    assert any(note.startswith("kept the given prompt first") for note in found["search"]["notes"])
     assert found["training"]["steps"] == 2 and found["timing"]["search_seconds"] > 0
     assert '"seconds"' not in _without_timing((folder / "found_pet" / "sst2-k4-s13.json").read_text())
     bitfit = json.loads((folder / "bitfit" / "sst2-k4-s13.json").read_text())

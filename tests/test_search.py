@@ -125,6 +125,38 @@ def test_planted_label_words_are_found(tiny_bert_dir):
     assert search.fit(TEXTS, LABELS, dev=(TEXTS, LABELS)).result_.candidates[0].label_words == best.label_words
 
 
+def test_the_given_prompt_is_trained_and_kept_unless_beaten_by_the_margin(tiny_bert_dir):
+    model, tokenizer = _plant(tiny_bert_dir)
+    right = {"negative": ["bad"], "positive": ["great"]}
+    reversed_ = {"negative": ["great"], "positive": ["bad"]}
+
+    def search(verbalizer, margin, **options):
+        return PromptSearch(model, tokenizer=tokenizer, method="labels", template="{{ text }} it was [MASK] .",
+                            verbalizer=verbalizer, keep_margin=margin, **{**QUICK, **options}).fit(
+            TEXTS, LABELS, dev=(TEXTS, LABELS)).result_
+
+    # Zero-shot: the reversed words score 0 on dev, the planted ones 1.0 -- a margin below 1 lets them replace
+    # the given prompt; a margin of 1 keeps it first.
+    replaced = search(reversed_, 0.1, train_steps=0)
+    assert replaced.candidates[0].label_words == right and replaced.candidates[0].source != "given"
+    assert any(n.startswith("a found prompt replaced the given one: zero-shot") for n in replaced.notes)
+    kept = search(reversed_, 1.0, train_steps=0)
+    assert kept.candidates[0].source == "given" and kept.candidates[0].label_words == reversed_
+    prompts = [(c.template, c.label_words) for c in replaced.candidates if c.source != "given"]
+    assert [(c.template, c.label_words) for c in kept.candidates[1:]] == prompts  # the rest in the same order
+    assert any(n.startswith("kept the given prompt first") for n in kept.notes)
+    # A found prompt that only ties the given one never replaces it, whatever the margin.
+    tied = search(right, 0.0, train_steps=0)
+    assert tied.candidates[0].source == "given" and tied.candidates[0].zero_shot == 1.0
+    # With training: the given prompt is trained too, though it ranks last zero-shot.
+    trained = search(reversed_, 1.0, n_train=1)
+    given = [c for c in trained.candidates if c.source == "given"]
+    assert len(given) == 1 and given[0].trained is not None and given[0] is trained.candidates[0]
+    assert sum(c.trained is not None for c in trained.candidates) == 2
+    with pytest.raises(PromptlearnError, match="keep_margin"):
+        search(right, 1.5)
+
+
 def test_hotflip_changes_triggers_and_lowers_the_loss(tiny_bert_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     model = AutoModelForMaskedLM.from_pretrained(tiny_bert_dir).eval()

@@ -187,7 +187,8 @@ def _allowed_params(kind: str) -> set[str] | None:
 
             allowed = (allowed - {"checkpoint_every", "calibrate"}) | {
                 f"search_{name}" for name in inspect.signature(PromptSearch.__init__).parameters} - {
-                f"search_{name}" for name in ("self", "model", "tokenizer", "seed", "show_progress")}
+                f"search_{name}" for name in ("self", "model", "tokenizer", "seed", "show_progress")} | {
+                "start_from_manual"}
         return allowed
     if kind == "probe":
         from promptlearn import ProbeClassifier

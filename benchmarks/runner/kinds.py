@@ -380,15 +380,20 @@ class Runner:
     def _search(self, unit: Unit, model: str, params: dict, train, dev) -> tuple[Any, dict]:
         """Discrete prompt search on the cell's training and dev data (``search_*`` parameters go to
         PromptSearch), then the best prompt found: zero-shot (calibrated if that scored better on dev) and
-        trained like ``prompt`` with the other parameters. Starts from the task's default template."""
+        trained like ``prompt`` with the other parameters. Starts from the task's default template, and with
+        ``start_from_manual = true`` from its label words too (the given prompt PromptSearch keeps unless a
+        found one beats it on dev by its ``keep_margin``)."""
         from promptlearn import PromptClassifier, load_model
         from promptlearn.search import PromptSearch
 
         (X, y), (Xd, yd) = train, dev
         options = {key[len("search_"):]: params.pop(key) for key in list(params) if key.startswith("search_")}
+        from_manual = params.pop("start_from_manual", False)
         loaded = load_model(resolve_model(model))
-        template, _, after_mask = self.prompt_for(unit.method, unit.task, loaded.kind)  # label words: searched
+        template, verbalizer, after_mask = self.prompt_for(unit.method, unit.task, loaded.kind)
         options.setdefault("template", template)
+        if from_manual:  # the manual prompt is the search's baseline (else the label words are searched only)
+            options.setdefault("verbalizer", verbalizer)
         start = time.perf_counter()
         search = PromptSearch(loaded.model, tokenizer=loaded.tokenizer, seed=unit.seed, show_progress=False,
                               after_mask=after_mask, **options).fit(X, y, dev=(Xd, yd))

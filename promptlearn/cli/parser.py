@@ -385,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default 30; 0: zero-shot scores only)")
     search_options.add_argument("--learning-rate", type=float, default=1e-4,
                                 help="learning rate of that training (default 1e-4)")
+    search_options.add_argument("--keep-margin", type=float, default=0.1,
+                                help="with --verbalizer: how much better on dev (accuracy) a found prompt must be "
+                                     "to rank above the given one; small dev sets flatter the luckiest of many "
+                                     "candidates (default 0.1; 0: no preference)")
     search_output = search.add_argument_group("output")
     search_output.add_argument("--out", required=True, help="folder for the templates, verbalizers and reports")
     search_output.add_argument("--task-name", help="names the files (default: from --data, else 'task')")

@@ -278,7 +278,8 @@ def run_search(args: argparse.Namespace) -> int:
         top_k_words=args.top_k_words, words_per_class=args.words_per_class,
         candidate_words=_candidate_words(args.candidate_words), n_triggers=args.triggers,
         autoprompt_iterations=args.autoprompt_iterations,
-        train_steps=args.train_steps, learning_rate=args.learning_rate, show_progress=None)
+        train_steps=args.train_steps, learning_rate=args.learning_rate, keep_margin=args.keep_margin,
+        show_progress=None)
     print(f"searching prompts ({args.method}) for {task} with {args.model} on {len(train_x)} training and "
           f"{len(dev_x)} dev examples, budget {args.budget_minutes:g} min", file=sys.stderr)
     search.fit(train_x, train_y, dev=(dev_x, dev_y))

@@ -17,6 +17,12 @@ Stages (each checks the wall-clock budget between units of work):
 
 The ranking puts trained candidates first (by trained accuracy), then the others (by the better of raw
 and calibrated zero-shot accuracy); ties go to the higher mean log-probability of the right class.
+
+When a verbalizer is given, the given prompt is the baseline: it is always trained, and it stays first
+unless a found prompt beats it on dev by more than ``keep_margin``. Dozens of candidates scored on a few
+dozen dev examples make the best dev score an optimistic one: with a weak model the top candidate is
+often a lucky fit (reversed or unrelated label words) that does worse on new text than the prompt the
+user wrote. The margin asks a found prompt for evidence beyond that luck before replacing it.
 """
 
 from __future__ import annotations
@@ -80,7 +86,10 @@ class PromptSearch:
     n_triggers, autoprompt_iterations, autoprompt_candidates, autoprompt_batch, autoprompt_objective: HotFlip
         settings (trigger words, swaps tried, candidates re-scored per swap, training examples per swap, loss).
     n_train, train_steps, learning_rate, train_batch_size: short prompt-based fine-tuning of the
-        ``n_train`` best candidates (default: ``n_templates``); ``train_steps=0`` skips it.
+        ``n_train`` best candidates (default: ``n_templates``), plus the given prompt; ``train_steps=0``
+        skips it.
+    keep_margin: with a given verbalizer, how much better on dev (accuracy, trained if both were trained,
+        else zero-shot) a found prompt must be to rank above the given one (0: no preference).
     seed: every choice that is random (subsets, HotFlip's slots and batches, training) follows it.
     """
 
@@ -91,7 +100,8 @@ class PromptSearch:
                  n_triggers: int = 3, autoprompt_iterations: int = 8, autoprompt_candidates: int = 8,
                  autoprompt_batch: int = 16,
                  autoprompt_objective: str = "likelihood", n_train: int | None = None, train_steps: int = 30,
-                 learning_rate: float = 1e-4, train_batch_size: int = 8, content_free: Sequence[str] = CONTENT_FREE,
+                 learning_rate: float = 1e-4, train_batch_size: int = 8, keep_margin: float = 0.1,
+                 content_free: Sequence[str] = CONTENT_FREE,
                  multi_token: str = "parallel", after_mask: str = "drop", batch_size: int = 16,
                  max_length: int | None = None, device: str | None = None, gguf_file: str | None = None,
                  trust_remote_code: bool = False, show_progress: bool | None = None) -> None:
@@ -119,6 +129,7 @@ class PromptSearch:
         self.train_steps = train_steps
         self.learning_rate = learning_rate
         self.train_batch_size = train_batch_size
+        self.keep_margin = keep_margin
         self.content_free = content_free
         self.multi_token = multi_token
         self.after_mask = after_mask
@@ -146,6 +157,9 @@ class PromptSearch:
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.keep_margin, bool) or not isinstance(self.keep_margin, (int, float)) or not (
+                0 <= self.keep_margin <= 1):
+            raise ConfigError(f"keep_margin must be a dev accuracy difference between 0 and 1, got {self.keep_margin!r}")
         for name in ("train_steps", "autoprompt_iterations"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
@@ -237,6 +251,7 @@ class _Run:
         self.stages: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.rankings: dict[str, Any] = {}
+        self.given: Candidate | None = None  # the prompt the user gave (template + verbalizer), if any
         self.rng = np.random.default_rng(search.seed)
         self.show = search.show_progress if search.show_progress is not None else sys.stderr.isatty()
 
@@ -353,11 +368,14 @@ class _Run:
         options = dict(multi_token=s.multi_token, after_mask=s.after_mask, batch_size=s.batch_size,
                        max_length=s.max_length, device=str(self.scorer.device), show_progress=self.show,
                        content_free=s.content_free)
+        chosen = [c for c in rank(self.candidates) if c is not self.given][:n_train]
+        if self.given in self.candidates:  # the baseline first: the others are measured against it
+            chosen.insert(0, self.given)
         last = 0.0
         trained = 0
-        for candidate in rank(self.candidates)[:n_train]:
+        for candidate in chosen:
             if self.budget.left() <= last:
-                self.notes.append(f"the time budget ran out after training {trained} of {n_train} candidate(s)")
+                self.notes.append(f"the time budget ran out after training {trained} of {len(chosen)} candidate(s)")
                 break
             began = time.perf_counter()
             candidate.trained = train_and_score(
@@ -382,7 +400,8 @@ class _Run:
                 else Template(seed_templates(self.fields, self.kind)[0], name="seed"))
         given = Verbalizer.load(s.verbalizer) if s.verbalizer is not None else None
         if given is not None:  # the prompt as given (with the default template if none): the baseline
-            self.add(Candidate(base.source, given.to_dict(), "given"))
+            self.given = Candidate(base.source, given.to_dict(), "given")
+            self.add(self.given)
             self.score_pending()
         label_found: list[Candidate] = []
         if method in ("labels", "all") or given is None:
@@ -405,9 +424,30 @@ class _Run:
             self.notes.append(f"the search took {self.budget.elapsed():.1f} s, over its {60 * s.budget_minutes:g} s "
                               f"budget: the budget is checked between units of work{where}")
         return SearchResult(
-            candidates=rank(self.candidates), classes=list(self.classes), model=self._model_name(), method=method,
+            candidates=self.ranking(), classes=list(self.classes), model=self._model_name(), method=method,
             seed=s.seed, n_train=len(self.train_x), n_dev=len(self.dev_x), settings=self._settings(),
             stages=self.stages, notes=self.notes, seconds=self.budget.elapsed(), label_rankings=self.rankings)
+
+    def ranking(self) -> list[Candidate]:
+        """The final ranking: :func:`rank`, with the given prompt first unless a found one beats it on dev by
+        more than ``keep_margin`` (trained accuracy when both were trained, else zero-shot)."""
+        ranked = rank(self.candidates)
+        given = self.given
+        found = [c for c in ranked if c is not given]
+        if given not in ranked or not found:
+            return ranked
+        rival = found[0]
+        if given.trained is not None and rival.trained is not None:
+            ours, theirs, what = given.trained, rival.trained, "trained"
+        else:
+            ours, theirs, what = given.zero_shot_score, rival.zero_shot_score, "zero-shot"
+        if theirs > ours + self.s.keep_margin + 1e-9:
+            self.notes.append(f"a found prompt replaced the given one: {what} dev accuracy {theirs:.3f} against "
+                              f"{ours:.3f}, more than keep_margin {self.s.keep_margin:g} better")
+            return ranked
+        self.notes.append(f"kept the given prompt first: the best found one scored {theirs:.3f} {what} dev accuracy "
+                          f"against its {ours:.3f}, not more than keep_margin {self.s.keep_margin:g} better")
+        return [given] + found
 
     def refine(self, base: Template) -> None:
         templates = []
