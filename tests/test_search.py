@@ -155,6 +155,11 @@ def test_the_given_prompt_is_trained_and_kept_unless_beaten_by_the_margin(tiny_b
     assert sum(c.trained is not None for c in trained.candidates) == 2
     with pytest.raises(PromptlearnError, match="keep_margin"):
         search(right, 1.5)
+    # "auto": the expected luck of the best of N candidates on n dev examples, 0.5 / sqrt(n) * sqrt(2 ln N)
+    auto = search(reversed_, "auto", train_steps=0)
+    n_found = len(auto.candidates)
+    margin = 0.5 / np.sqrt(len(TEXTS)) * np.sqrt(2 * np.log(n_found))
+    assert any(f"keep_margin {min(margin, 1.0):.3f}" in n for n in auto.notes), auto.notes
 
 
 def test_hotflip_changes_triggers_and_lowers_the_loss(tiny_bert_dir):
@@ -248,6 +253,10 @@ def test_bad_input(tiny_bert_dir, tmp_path, capsys):
     assert "single class" in capsys.readouterr().err
     assert main(["search", "--model", str(tiny_bert_dir), "--train", str(dev), "--out", str(tmp_path / "o")]) == 2
     assert "--dev" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["search", "--model", str(tiny_bert_dir), "--data", "sst2", "--out", str(tmp_path / "o"),
+              "--keep-margin", "2"])
+    assert "--keep-margin: must be auto or a number from 0 to 1, got 2" in capsys.readouterr().err
     result = SearchResult([], ["negative", "positive"], "m", "all", 0, 1, 1)
     with pytest.raises(PromptlearnError, match="task name"):
         write_results(tmp_path, result, task_name="a/b")

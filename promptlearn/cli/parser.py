@@ -111,6 +111,18 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _keep_margin(value: str) -> float | str:
+    if value == "auto":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"must be auto or a number from 0 to 1, got {value}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptlearn",
                                      description="Prompt-based zero- and few-shot text classification.")
@@ -385,10 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default 30; 0: zero-shot scores only)")
     search_options.add_argument("--learning-rate", type=float, default=1e-4,
                                 help="learning rate of that training (default 1e-4)")
-    search_options.add_argument("--keep-margin", type=float, default=0.1,
+    search_options.add_argument("--keep-margin", type=_keep_margin, default="auto",
                                 help="with --verbalizer: how much better on dev (accuracy) a found prompt must be "
                                      "to rank above the given one; small dev sets flatter the luckiest of many "
-                                     "candidates (default 0.1; 0: no preference)")
+                                     "candidates. auto (default): the luck expected of the best of N candidates "
+                                     "on n dev examples, 0.5/sqrt(n)*sqrt(2 ln N); 0: no preference")
     search_output = search.add_argument_group("output")
     search_output.add_argument("--out", required=True, help="folder for the templates, verbalizers and reports")
     search_output.add_argument("--task-name", help="names the files (default: from --data, else 'task')")

@@ -22,7 +22,10 @@ When a verbalizer is given, the given prompt is the baseline: it is always train
 unless a found prompt beats it on dev by more than ``keep_margin``. Dozens of candidates scored on a few
 dozen dev examples make the best dev score an optimistic one: with a weak model the top candidate is
 often a lucky fit (reversed or unrelated label words) that does worse on new text than the prompt the
-user wrote. The margin asks a found prompt for evidence beyond that luck before replacing it.
+user wrote. The margin asks a found prompt for evidence beyond that luck before replacing it; ``"auto"``
+sets it to the luck expected of the best of N candidates, each scored on n dev examples: the standard
+deviation of an accuracy near 50 % (0.5 / sqrt(n)) times sqrt(2 ln N), the expected maximum of N
+standard normal draws (about 0.25 for N = 55 candidates on n = 32).
 """
 
 from __future__ import annotations
@@ -89,7 +92,8 @@ class PromptSearch:
         ``n_train`` best candidates (default: ``n_templates``), plus the given prompt; ``train_steps=0``
         skips it.
     keep_margin: with a given verbalizer, how much better on dev (accuracy, trained if both were trained,
-        else zero-shot) a found prompt must be to rank above the given one (0: no preference).
+        else zero-shot) a found prompt must be to rank above the given one: a number (0: no preference),
+        or ``"auto"``, the luck of the best of the scored candidates (see above).
     seed: every choice that is random (subsets, HotFlip's slots and batches, training) follows it.
     """
 
@@ -100,7 +104,7 @@ class PromptSearch:
                  n_triggers: int = 3, autoprompt_iterations: int = 8, autoprompt_candidates: int = 8,
                  autoprompt_batch: int = 16,
                  autoprompt_objective: str = "likelihood", n_train: int | None = None, train_steps: int = 30,
-                 learning_rate: float = 1e-4, train_batch_size: int = 8, keep_margin: float = 0.1,
+                 learning_rate: float = 1e-4, train_batch_size: int = 8, keep_margin: float | str = "auto",
                  content_free: Sequence[str] = CONTENT_FREE,
                  multi_token: str = "parallel", after_mask: str = "drop", batch_size: int = 16,
                  max_length: int | None = None, device: str | None = None, gguf_file: str | None = None,
@@ -157,9 +161,9 @@ class PromptSearch:
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(self.keep_margin, bool) or not isinstance(self.keep_margin, (int, float)) or not (
-                0 <= self.keep_margin <= 1):
-            raise ConfigError(f"keep_margin must be a dev accuracy difference between 0 and 1, got {self.keep_margin!r}")
+        margin = self.keep_margin
+        if margin != "auto" and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 1):
+            raise ConfigError(f"keep_margin must be 'auto' or a dev accuracy difference between 0 and 1, got {margin!r}")
         for name in ("train_steps", "autoprompt_iterations"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
@@ -441,13 +445,21 @@ class _Run:
             ours, theirs, what = given.trained, rival.trained, "trained"
         else:
             ours, theirs, what = given.zero_shot_score, rival.zero_shot_score, "zero-shot"
-        if theirs > ours + self.s.keep_margin + 1e-9:
+        margin = self.keep_margin()
+        if theirs > ours + margin + 1e-9:
             self.notes.append(f"a found prompt replaced the given one: {what} dev accuracy {theirs:.3f} against "
-                              f"{ours:.3f}, more than keep_margin {self.s.keep_margin:g} better")
+                              f"{ours:.3f}, more than keep_margin {margin:.3f} better")
             return ranked
         self.notes.append(f"kept the given prompt first: the best found one scored {theirs:.3f} {what} dev accuracy "
-                          f"against its {ours:.3f}, not more than keep_margin {self.s.keep_margin:g} better")
+                          f"against its {ours:.3f}, not more than keep_margin {margin:.3f} better")
         return [given] + found
+
+    def keep_margin(self) -> float:
+        """``keep_margin``, with ``"auto"`` resolved: 0.5 / sqrt(n_dev) * sqrt(2 ln N), N scored candidates."""
+        if self.s.keep_margin != "auto":
+            return float(self.s.keep_margin)
+        n = max(len(self.candidates), 2)
+        return min(1.0, 0.5 / math.sqrt(len(self.dev_x)) * math.sqrt(2 * math.log(n)))
 
     def refine(self, base: Template) -> None:
         templates = []
