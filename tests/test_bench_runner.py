@@ -470,6 +470,7 @@ train_batch_size = 4
         assert f"| {r} |" in table
     assert "rows: `icl`, `icl_calibrated`" in table
     assert re.search(r"- `found`: [\d.]+ s \(1 run\), of which search and training [\d.]+ s \(the search alone ", table)
+    assert "- `found`: given 1 (of 1 runs)" in table
     # a method whose rows clash with another's is refused before anything runs
     config.write_text(config.read_text() + '[[methods]]\nname = "icl_calibrated"\nkind = "tfidf"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="same rows"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +167,19 @@ def _wall_time_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[
             "the accuracies do not):", ""] + lines + [""]
 
 
+def _search_choice_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per search method: where the prompts it chose came from (``given``: the manual prompt kept)."""
+    lines = []
+    for method in config.methods:
+        sources = Counter(r["search"]["best"]["source"] for r in _runs(method, seen) if r.get("search"))
+        if sources:
+            counts = ", ".join(f"{source} {n}" for source, n in sorted(sources.items(), key=lambda x: (-x[1], x[0])))
+            lines.append(f"- `{method.name}`: {counts} (of {sum(sources.values())} runs)")
+    if not lines:
+        return []
+    return ["Where the chosen prompts came from (`given`: the manual prompt, kept):", ""] + lines + [""]
+
+
 def _size_text(n_bytes: float) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n_bytes >= scale:
@@ -253,6 +267,7 @@ def render_table(config: Config, results: Path, *, command: str, skipped: Mappin
     if skipped:
         lines += [f"- `{name}` skipped: {why}" for name, why in skipped.items()] + [""]
     lines += _wall_time_lines(config, seen)
+    lines += _search_choice_lines(config, seen)
     lines += _footprint_lines(config, seen)
     lines += ["Methods:", ""]
     templates: dict[str, set[str]] = {}
