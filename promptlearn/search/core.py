@@ -162,8 +162,9 @@ class PromptSearch:
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         margin = self.keep_margin
-        if margin != "auto" and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 1):
-            raise ConfigError(f"keep_margin must be 'auto' or a dev accuracy difference between 0 and 1, got {margin!r}")
+        number = isinstance(margin, (int, float)) and not isinstance(margin, bool)
+        if margin != "auto" and not (number and 0 <= margin <= 1):
+            raise ConfigError(f"keep_margin must be 'auto' or a dev accuracy difference from 0 to 1, got {margin!r}")
         for name in ("train_steps", "autoprompt_iterations"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
