@@ -475,3 +475,15 @@ train_batch_size = 4
     config.write_text(config.read_text() + '[[methods]]\nname = "icl_calibrated"\nkind = "tfidf"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="same rows"):
         run.load_config(config)
+
+
+def test_report_help_and_bad_flags_exit_without_rewriting_results(monkeypatch, tmp_path, capsys):
+    target = tmp_path / "RESULTS.md"
+    monkeypatch.setattr(report, "TARGET", target)
+    with pytest.raises(SystemExit) as help_exit:
+        report.main(["--help"])
+    assert help_exit.value.code == 0 and "Regenerate benchmarks/RESULTS.md" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad_exit:
+        report.main(["--bogus"])
+    assert bad_exit.value.code == 2 and "--bogus" in capsys.readouterr().err
+    assert not target.exists()
