@@ -487,3 +487,25 @@ def test_report_help_and_bad_flags_exit_without_rewriting_results(monkeypatch, t
         report.main(["--bogus"])
     assert bad_exit.value.code == 2 and "--bogus" in capsys.readouterr().err
     assert not target.exists()
+
+
+def test_table_reports_each_single_prompts_own_spread_and_differing_environments(tmp_path):
+    from benchmarks.runner.table import render_table
+
+    config_path = tmp_path / "spread.toml"
+    config_path.write_text('name = "spread"\nmodel = "unused"\ntasks = ["sst2", "trec"]\nk = 16\nseeds = [13, 21]\n'
+                           '[[methods]]\nname = "pet"\nkind = "ensemble"\ntemplates = ["{task}/it_was", "{task}/review"]\n',
+                           encoding="utf-8")
+    config = run.load_config(config_path)
+    # two prompts whose accuracies swap between the seeds: each prompt's own std is 0.2, their per-seed mean's 0
+    accuracies = {("sst2", 13): [0.9, 0.5], ("sst2", 21): [0.5, 0.9], ("trec", 13): [0.6, 0.6]}
+    for (task, seed), sets in accuracies.items():
+        cell = {"method": "pet_mean_single", "task": task, "test_task": task, "k": 16, "seed": seed,
+                "accuracy": sum(sets) / 2, "set_accuracies": sets, "n_test": 10, "n_test_available": 10,
+                "environment": {"torch": "2.13.0", "torch_threads": 1 if seed == 13 else 2}}
+        (tmp_path / "out" / "spread" / "pet_mean_single").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "out" / "spread" / "pet_mean_single" / f"{task}-k16-s{seed}.json").write_text(json.dumps(cell))
+    table = render_table(config, tmp_path / "out", command="python -m benchmarks.run spread.toml")
+    assert "| pet_mean_single | 70.0 (0.0) | 60.0 (0.0) [1/2] |" in table
+    assert "- `pet_mean_single`: SST-2 20.0, TREC 0.0 [1/2]" in table
+    assert "Not every cell ran the same way: `torch_threads` 1, 2" in table

@@ -180,6 +180,34 @@ def _search_choice_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> l
     return ["Where the chosen prompts came from (`given`: the manual prompt, kept):", ""] + lines + [""]
 
 
+def _prompt_spread_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> list[str]:
+    """For a row that averages several prompts (an ensemble's mean single prompt): each prompt's own std across
+    the seeds, averaged over the prompts. It is the spread one fixed prompt shows; the row's std is that of the
+    per-seed mean of the prompts, which averaging shrinks."""
+    lines = []
+    for row_name, _ in config.rows():
+        runs: dict[tuple, list[list[float]]] = {}
+        for r in seen:
+            if r.get("method") == row_name and r.get("set_accuracies"):
+                runs.setdefault((r.get("k"), r["task"], r["test_task"]), []).append(r["set_accuracies"])
+        cells = []
+        for (k, task, test), accuracies in sorted(runs.items(), key=lambda kv: (kv[0][0] or 0,
+                                                                                config.columns().index(kv[0][1:]))):
+            if len({len(a) for a in accuracies}) != 1:
+                continue
+            text = ("" if len(config.ks) == 1 else f"K={k} ") + _column_name(task, test)
+            text += f" {100 * float(np.std(np.array(accuracies), axis=0).mean()):.1f}"
+            cells.append(text + ("" if len(accuracies) == len(config.seeds) else
+                                 f" [{len(accuracies)}/{len(config.seeds)}]"))
+        if cells:
+            lines.append(f"- `{row_name}`: " + ", ".join(cells))
+    if not lines:
+        return []
+    return ["A single prompt's own std across the seeds (each prompt's, from the runs' `set_accuracies`, averaged "
+            "over the prompts; the row's std in the table is that of the per-seed mean of the prompts):",
+            ""] + lines + [""]
+
+
 def _size_text(n_bytes: float) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n_bytes >= scale:
@@ -268,6 +296,7 @@ def render_table(config: Config, results: Path, *, command: str, skipped: Mappin
         lines += [f"- `{name}` skipped: {why}" for name, why in skipped.items()] + [""]
     lines += _wall_time_lines(config, seen)
     lines += _search_choice_lines(config, seen)
+    lines += _prompt_spread_lines(config, seen)
     lines += _footprint_lines(config, seen)
     lines += ["Methods:", ""]
     templates: dict[str, set[str]] = {}
@@ -301,8 +330,14 @@ def render_table(config: Config, results: Path, *, command: str, skipped: Mappin
     lines.append("")
     if envs:
         env = dict(json.loads(sorted(envs)[0]), **extra)
-        lines.append(f"Environment: {_env_line(env)}."
-                     + (" (Some cells ran with other versions: see their JSON.)" if len(envs) > 1 else ""))
+        differing = {}
+        for key in sorted({key for text in envs for key in json.loads(text)}):
+            values = {json.dumps(json.loads(text).get(key)) for text in envs}
+            if len(values) > 1:
+                differing[key] = ", ".join(sorted(values))
+        lines.append(f"Environment: {_env_line(env)}." + (
+            " Not every cell ran the same way: " + "; ".join(f"`{k}` {v}" for k, v in differing.items())
+            + " (each cell's JSON says which)." if differing else ""))
     lines.append(f"Raw per-run JSON: `{config.name}/<method>/<task>-k<K>-s<seed>.json` under the results folder "
                  "(zero-shot: `<task>-k0.json`); each holds the command that reproduces it.")
     return "\n".join(lines).rstrip() + "\n"
