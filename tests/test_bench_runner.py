@@ -494,7 +494,8 @@ def test_table_reports_each_single_prompts_own_spread_and_differing_environments
 
     config_path = tmp_path / "spread.toml"
     config_path.write_text('name = "spread"\nmodel = "unused"\ntasks = ["sst2", "trec"]\nk = 16\nseeds = [13, 21]\n'
-                           '[[methods]]\nname = "pet"\nkind = "ensemble"\ntemplates = ["{task}/it_was", "{task}/review"]\n',
+                           '[[methods]]\nname = "pet"\nkind = "ensemble"\n'
+                           'templates = ["{task}/it_was", "{task}/review"]\n',
                            encoding="utf-8")
     config = run.load_config(config_path)
     # two prompts whose accuracies swap between the seeds: each prompt's own std is 0.2, their per-seed mean's 0
