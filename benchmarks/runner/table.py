@@ -191,14 +191,15 @@ def _prompt_spread_lines(config: Config, seen: Sequence[Mapping[str, Any]]) -> l
             if r.get("method") == row_name and r.get("set_accuracies"):
                 runs.setdefault((r.get("k"), r["task"], r["test_task"]), []).append(r["set_accuracies"])
         cells = []
-        for (k, task, test), accuracies in sorted(runs.items(), key=lambda kv: (kv[0][0] or 0,
-                                                                                config.columns().index(kv[0][1:]))):
-            if len({len(a) for a in accuracies}) != 1:
-                continue
-            text = ("" if len(config.ks) == 1 else f"K={k} ") + _column_name(task, test)
-            text += f" {100 * float(np.std(np.array(accuracies), axis=0).mean()):.1f}"
-            cells.append(text + ("" if len(accuracies) == len(config.seeds) else
-                                 f" [{len(accuracies)}/{len(config.seeds)}]"))
+        for k in config.ks:
+            for task, test in config.columns():
+                accuracies = runs.get((k, task, test))
+                if not accuracies or len({len(a) for a in accuracies}) != 1:
+                    continue
+                spread = float(np.std(np.array(accuracies), axis=0).mean())
+                done = "" if len(accuracies) == len(config.seeds) else f" [{len(accuracies)}/{len(config.seeds)}]"
+                cells.append(("" if len(config.ks) == 1 else f"K={k} ") + f"{_column_name(task, test)} "
+                             f"{100 * spread:.1f}{done}")
         if cells:
             lines.append(f"- `{row_name}`: " + ", ".join(cells))
     if not lines:
@@ -330,9 +331,10 @@ def render_table(config: Config, results: Path, *, command: str, skipped: Mappin
     lines.append("")
     if envs:
         env = dict(json.loads(sorted(envs)[0]), **extra)
+        parsed = [json.loads(text) for text in envs]
         differing = {}
-        for key in sorted({key for text in envs for key in json.loads(text)}):
-            values = {json.dumps(json.loads(text).get(key)) for text in envs}
+        for key in sorted({key for e in parsed for key in e}):
+            values = {json.dumps(e.get(key)) for e in parsed}
             if len(values) > 1:
                 differing[key] = ", ".join(sorted(values))
         lines.append(f"Environment: {_env_line(env)}." + (
