@@ -76,8 +76,8 @@ def _select(units: list[Unit], config: Config, args: argparse.Namespace) -> list
     return units
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="a TOML config, e.g. benchmarks/configs/k_sweep.toml")
     parser.add_argument("--force", action="store_true", help="recompute the selected cells even if their JSON exists")
@@ -109,8 +109,9 @@ def _write_table(config: Config, results: Path, config_arg: str, skipped: dict[s
     return target
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.run") -> int:
+    """Run the config named in ``argv``; ``prog`` names the command in help and usage (``promptlearn bench``)."""
+    args = _parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)

@@ -1,7 +1,7 @@
-"""The ``promptlearn`` command: ``classify``, ``evaluate``, ``train``, ``adapt``, ``search``, ``list``.
+"""The ``promptlearn`` command: ``classify``, ``evaluate``, ``train``, ``adapt``, ``search``, ``templates``, ``bench``.
 
-``parser`` builds the options of every subcommand; ``predict`` runs classify / evaluate / list, ``train`` runs
-train / adapt / search.
+``parser`` builds the options of every subcommand; ``predict`` runs classify / evaluate / templates, ``train``
+runs train / adapt / search, ``bench`` hands its arguments to the benchmark runner.
 
 Errors the user can fix are printed as one line (no traceback) and exit with status 2.
 """
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..errors import PromptlearnError
+from .bench import run_bench_args
 from .parser import build_parser
 from .predict import default_verbalizer
 
@@ -33,11 +35,18 @@ def _configure_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the runner parses its own options, in any order
+        return _run(run_bench_args, argv[1:])
+    args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
+    return _run(args.run, args)
+
+
+def _run(command: Callable[[Any], int], argument: Any) -> int:
+    """``command(argument)``, with the errors a user can fix printed as one line (exit status 2)."""
     try:
-        return args.run(args)
+        return command(argument)
     except PromptlearnError as exc:
         print(f"promptlearn: error: {exc}", file=sys.stderr)
         return 2

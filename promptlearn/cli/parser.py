@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .bench import run_bench
 from .predict import run_classify, run_evaluate, run_list
 from .train import run_adapt, run_search, run_train
 
@@ -412,6 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
     templates = commands.add_parser("templates", help="list the shipped templates and verbalizers",
                                     description="List the shipped templates (task/name) and verbalizers.")
     templates.set_defaults(run=run_list)
+
+    # Everything after "bench" goes to the runner's own parser (main() hands it over before this parser sees
+    # it, so runner options may come first); this entry lists the command and takes ``-v bench CONFIG ...``.
+    bench = commands.add_parser(
+        "bench", help="run a benchmark config (methods x tasks x K x seeds) from a source checkout",
+        description="Run a benchmark config: the same as `python -m benchmarks.run CONFIG ...` in a source "
+                    "checkout. `promptlearn bench --help` lists the runner's options.", add_help=False)
+    bench.add_argument("runner_args", nargs=argparse.REMAINDER, metavar="CONFIG ...")
+    bench.set_defaults(run=run_bench)
     return parser
 
 
