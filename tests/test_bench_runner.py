@@ -345,7 +345,7 @@ def test_shipped_configs_parse():
     assert {p.stem for p in configs} >= {"lmbff_k16_minilm", "zero_shot_smollm2", "k_sweep", "out_of_domain",
                                          "lmbff_k16_nli", "lmbff_k16_smollm2", "sources_k16_minilm", "sources_sst2_large",
                                          "ensemble_k16_minilm",
-                                         "search_k16_minilm",
+                                         "search_k16_minilm", "search_margin_k16_minilm",
                                          "demonstrations_smollm2"}
     for path in configs:
         config = run.load_config(path)
