@@ -100,6 +100,19 @@ def test_multi_token_scores_equal_brute_force(request, order, fixture, word, tok
         assert got[i, 0] == pytest.approx(single, abs=1e-5)
 
 
+def test_uneven_word_lengths_warn_once(tiny_bert_dir, caplog):
+    model, tokenizer = _masked(tiny_bert_dir)
+    scorer = MaskedLMScorer(model, tokenizer, batch_size=2)
+    prompts = [Template("{{ text }} It was [MASK].").render({"text": t}) for t in TEXTS]
+    with caplog.at_level("WARNING", logger="promptlearn.scorer.masked"):
+        scorer.word_log_probs(prompts, ["great", "bad"])
+        assert not caplog.records  # all one token: nothing to say
+        scorer.word_log_probs(prompts, ["great", "terrible", "bad"])
+        scorer.word_log_probs(prompts, ["great", "terrible", "bad"])
+    assert len(caplog.records) == 1
+    assert "'terrible' (2 tokens)" in caplog.text and "'great'" not in caplog.text
+
+
 def test_mask_at_start_uses_no_leading_space(tiny_roberta_dir):
     model, tokenizer = _masked(tiny_roberta_dir)
     scorer = MaskedLMScorer(model, tokenizer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,8 @@ import torch
 from ..errors import ConfigError, TemplateError, VerbalizerError
 from ..template import Prompt
 from .base import MULTI_TOKEN_MODES, Scorer, _fill_rows, _Piece, _vocabulary_size
+
+logger = logging.getLogger(__name__)
 
 
 class MaskedLMScorer(Scorer):
@@ -25,6 +28,7 @@ class MaskedLMScorer(Scorer):
         if tokenizer.mask_token_id is None:
             raise VerbalizerError("the tokenizer has no mask token; use a masked LM or the causal scorer")
         self.multi_token = multi_token
+        self._length_checked: set[tuple[str, ...]] = set()
 
     def _clean_field(self, text: str) -> str:
         # A literal mask token inside the example's text would become a second mask: neutralise it.
@@ -57,6 +61,8 @@ class MaskedLMScorer(Scorer):
         for prompt in prompts:
             anchor, separator = self.mask_context(prompt)
             ids_per_prompt.append([self.word_ids(w, anchor, separator) for w in words])
+        if prompts:
+            self._warn_uneven_lengths(words, ids_per_prompt[0])
         # One input row per (example, number of masks): every word of that token length reads it.
         jobs = sorted({(p, len(ids)) for p, word_ids in enumerate(ids_per_prompt) for ids in word_ids})
         encoded = self._rows(prompts, jobs, indices)
@@ -80,6 +86,20 @@ class MaskedLMScorer(Scorer):
             0, torch.as_tensor(pair_of_token, device=token_lp.device), token_lp)
         details = (ids_per_prompt, spans, token_lp, encoded)
         return scores.view(len(prompts), n_words), details
+
+    def _warn_uneven_lengths(self, words: Sequence[str], word_ids: Sequence[tuple[int, ...]]) -> None:
+        """Warn once per word list when its words tokenise to different lengths: a word's score is the sum of
+        its tokens' log-probabilities, so a longer word starts at a disadvantage the model may not overcome."""
+        key = tuple(words)
+        if key in self._length_checked:
+            return
+        self._length_checked.add(key)
+        lengths = [len(ids) for ids in word_ids]
+        if len(set(lengths)) > 1:
+            long = ", ".join(f"{w!r} ({n} tokens)" for w, n in zip(words, lengths) if n > min(lengths))
+            logger.warning("label word(s) %s take more tokens than the others (%d) with this tokenizer; a word's "
+                           "score is the sum of its tokens' log-probabilities, which favours shorter words: prefer "
+                           "label words of one token", long, min(lengths))
 
     def _batch_features(self, prompts: Sequence[Prompt], indices: Sequence[int] | None = None) -> torch.Tensor:
         encoded = self._rows(prompts, [(i, 1) for i in range(len(prompts))], indices)
