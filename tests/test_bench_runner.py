@@ -19,6 +19,7 @@ from benchmarks import report, run
 from promptlearn.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
+OBJECT_REPR = re.compile(r" at 0x[0-9a-f]+>")
 
 POSITIVE = ["the movie was great", "a good film", "great acting and fun", "the story is good", "i loved the music",
             "an excellent book", "the food was nice", "a perfect ending", "really funny and happy", "best game"]
@@ -423,13 +424,14 @@ demos = 1
 [[methods]]
 name = "pet"
 kind = "ensemble"
-templates = ["{{task}}/it_was", "{{{{ text }}}} All in all, it was [MASK]."]
 max_steps = 2
 train_batch_size = 4
 learning_rate = 1e-3
 unlabeled = 12
 student_max_steps = 2
 ipet_generations = 1
+[methods.templates]
+default = ["{{task}}/it_was", "{{{{ text }}}} All in all, it was [MASK]."]
 [[methods]]
 name = "bitfit"
 kind = "prompt"
@@ -481,6 +483,9 @@ train_batch_size = 4
     assert [p["template"] for p in best["prompts"]] == ["sst2/it_was", "{{ text }} All in all, it was [MASK]."]
     assert best["n_unlabeled"] == 12 and best["unlabeled"]["file"] == "lm-bff/full/SST-2/train.tsv"
     assert best["ipet_train_sizes"][0] == [8, 8] and best["ipet_train_sizes"][1][0] > 8
+    assert best["estimator_params"]["ensemble"] == {"ipet_generations": 1, "student_max_steps": 2, "unlabeled": 12}
+    for path in folder.rglob("*.json"):  # no repr with a memory address: the same run twice, the same file
+        assert not OBJECT_REPR.search(path.read_text()), path
     table = (folder / "table.md").read_text()
     for r in rows:
         assert f"| {r} |" in table
@@ -491,6 +496,13 @@ train_batch_size = 4
     config.write_text(config.read_text() + '[[methods]]\nname = "icl_calibrated"\nkind = "tfidf"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="same rows"):
         run.load_config(config)
+
+
+def test_committed_results_hold_no_object_reprs():
+    """A repr such as ``<object object at 0x7f...>`` differs between runs and would break "same command twice"."""
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks" / "results").rglob("*.json")
+                 if OBJECT_REPR.search(p.read_text(encoding="utf-8"))]
+    assert not offenders, offenders[:5]
 
 
 def test_report_help_and_bad_flags_exit_without_rewriting_results(monkeypatch, tmp_path, capsys):

@@ -67,16 +67,21 @@ def _json_value(value: Any) -> Any:
 _NOT_JSON = object()
 
 
-def _effective(estimator: Any) -> dict[str, Any]:
-    """An estimator's scalar parameters (defaults included), for the result file."""
+def _json_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters whose values are JSON scalars or lists of them; the others (objects, mappings) are left
+    out rather than written as a repr that changes from run to run."""
     out = {}
-    for key, value in estimator.get_params(deep=False).items():
-        if key in ("model", "tokenizer", "checkpoint_dir", "show_progress"):
-            continue
+    for key, value in params.items():
         value = _json_value(value)
         if value is not _NOT_JSON:
             out[key] = value
     return out
+
+
+def _effective(estimator: Any) -> dict[str, Any]:
+    """An estimator's scalar parameters (defaults included), for the result file."""
+    skip = ("model", "tokenizer", "checkpoint_dir", "show_progress")
+    return _json_params({k: v for k, v in estimator.get_params(deep=False).items() if k not in skip})
 
 
 def _training_summary(result: Any) -> dict[str, Any] | None:
@@ -340,7 +345,7 @@ class Runner:
             "prompts": prompts, "member_dev_accuracy": dev_accuracy, "best_member": best,
             "pet_weights": [float(w) for w in ensemble.weights_],
             "estimator_params": {"members": _effective(ensemble.members_[0]),
-                                 "ensemble": {k: _json_value(v) for k, v in own.items()}}}
+                                 "ensemble": _json_params(own)}}  # templates: in "params" and "prompts"
         later: dict[str, Any] = {}  # row -> a classifier trained after PET (student, iPET ensemble)
         if own.get("unlabeled", 0):
             unlabeled, info = self.source.unlabeled(unit.task, own["unlabeled"], unit.seed, X + Xd)
