@@ -246,8 +246,8 @@ class Runner:
             lr_params = {"max_iter": 1000, **{k: v for k, v in params.items() if k in TFIDF_LOGISTIC}}
             clf = make_pipeline(TfidfVectorizer(**vec_params), LogisticRegression(random_state=seed, **lr_params))
             clf.fit([_text(e) for e in X], y)
-            extra = {"estimator_params": {"tfidf": {k: _json_value(v) for k, v in vec_params.items()},
-                                          "logistic_regression": {k: _json_value(v) for k, v in lr_params.items()}}}
+            extra = {"estimator_params": {"tfidf": _json_params(vec_params),
+                                          "logistic_regression": _json_params(lr_params)}}
 
             def predict(examples):
                 return clf.predict([_text(e) for e in examples]) if examples else []
@@ -418,7 +418,7 @@ class Runner:
         extra = {"search": {"candidates": len(result.candidates), "zero_shot_calibrated": calibrate,
                             "best": {k: v for k, v in best.to_dict().items() if k != "seconds"},
                             "stages": [{k: v for k, v in stage.items() if k != "seconds"} for stage in result.stages],
-                            "notes": list(result.notes), "options": {k: _json_value(v) for k, v in options.items()}},
+                            "notes": list(result.notes), "options": _json_params(options)},
                  "training": _training_summary(trained.training_result_), "estimator_params": _effective(trained),
                  # wall-clock figures go under the result's timing (merged by run)
                  "timing": {"search_seconds": seconds,
