@@ -330,8 +330,8 @@ def render_table(config: Config, results: Path, *, command: str, skipped: Mappin
                 extra[name] = r["environment"][name]
     lines.append("")
     if envs:
-        env = dict(json.loads(sorted(envs)[0]), **extra)
-        parsed = [json.loads(text) for text in envs]
+        parsed = [json.loads(text) for text in sorted(envs)]
+        env = dict(parsed[0], **extra)
         differing = {}
         for key in sorted({key for e in parsed for key in e}):
             values = {json.dumps(e.get(key)) for e in parsed}
