@@ -303,6 +303,8 @@ class _MaskedLMLoss:
         labels = batch["labels"]
         selected = labels != -100
         count = int(selected.sum())
+        if count == 0:  # no token masked: a zero loss through the head (the encoder may be frozen in phase 1)
+            return self._zero(batch)
         mask = batch.get("attention_mask")
         lengths = mask.sum(dim=1) if mask is not None else None
         order = lengths.sort(stable=True).indices.tolist() if lengths is not None else list(range(labels.shape[0]))
@@ -437,6 +439,9 @@ def adapt(model: str | os.PathLike, texts: Sequence[str], output: str | os.PathL
            "seed": seed}
     run_file = partial / "run.json"
     resumed = False
+    from .distributed import barrier, is_main_process
+
+    main_process = is_main_process()
     if partial.exists():
         if resume and run_file.is_file():
             try:
@@ -451,12 +456,15 @@ def adapt(model: str | os.PathLike, texts: Sequence[str], output: str | os.PathL
             logger.info("resuming from %s", partial)
             resumed = True
         elif resume or overwrite:
-            shutil.rmtree(partial)
+            if main_process:
+                shutil.rmtree(partial)
         else:
             raise PromptlearnError(f"{partial} holds the checkpoints of an interrupted run; pass resume=True "
                                    "(--resume) to continue it, or overwrite=True (--overwrite) to start over")
-    partial.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_file, json.dumps(run, indent=2) + "\n")
+    if main_process:  # several processes (accelerate launch): the main one writes, the others wait for it
+        partial.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_file, json.dumps(run, indent=2) + "\n")
+    barrier()
 
     network.to(device)
     loss = _MaskedLMLoss(network, tokenizer, effective_length, mlm_probability, device)
@@ -490,10 +498,12 @@ def adapt(model: str | os.PathLike, texts: Sequence[str], output: str | os.PathL
     network.requires_grad_(True)
     network.eval()
     summary["seconds"] = round(time.perf_counter() - started, 2)
-    with atomic_directory(output, overwrite=overwrite) as tmp:
-        network.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        atomic_write_text(tmp / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(partial, ignore_errors=True)
-    logger.info("wrote the adapted masked LM to %s", output)
+    if main_process:
+        with atomic_directory(output, overwrite=overwrite) as tmp:
+            network.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            atomic_write_text(tmp / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
+        shutil.rmtree(partial, ignore_errors=True)
+        logger.info("wrote the adapted masked LM to %s", output)
+    barrier()
     return summary

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 from .errors import PromptlearnError
 
@@ -17,14 +20,99 @@ def _umask() -> int:
     return mask
 
 
-def recover_directory(target: str | os.PathLike) -> None:
-    """Put back a folder whose replacement was interrupted between its two renames (see atomic_directory)."""
-    target = Path(target)
-    if target.exists():
+@contextlib.contextmanager
+def _parent_lock(parent: Path) -> Iterator[None]:
+    """An exclusive lock on ``parent`` (a folder), so one process at a time replaces or recovers a folder in it.
+    POSIX ``flock`` on the folder itself (no lock file); where that is unavailable, no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
         return
-    backups = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if backups:
-        os.replace(backups[-1], target)
+    try:
+        fd = os.open(parent, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _marker(target: Path) -> Path:
+    """The commit marker of a replacement of ``target`` (see :class:`atomic_directory`)."""
+    return target.with_name(f".{target.name}.replacing")
+
+
+def _finish_replacement(marker: Path) -> None:
+    """Roll a committed replacement forward (idempotent): the new folder into place, the old one removed."""
+    import json
+
+    try:
+        plan = json.loads(marker.read_text(encoding="utf-8"))
+        target, new, old = (marker.parent / plan[key] for key in ("target", "new", "old"))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, TypeError, KeyError):  # not a marker this code wrote: leave the folders alone
+        return
+    if new.is_dir():
+        if target.exists() or target.is_symlink():
+            os.replace(target, old)
+        os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+    marker.unlink(missing_ok=True)
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def _remove_dead_temporaries(target: Path) -> None:
+    """Remove half-built folders of ``target`` left by a process of this host that died while building them."""
+    prefix = f".{target.name}.tmp-{socket.gethostname()}-"
+    for candidate in target.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = candidate.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+def recover_directory(target: str | os.PathLike) -> None:
+    """Finish or undo a replacement of ``target`` that a killed process left half done (see atomic_directory).
+
+    A replacement that reached its commit marker is completed (the new folder is the one that counts); one
+    interrupted before is undone (the old folder stays, the half-built one is removed). Folders left by older
+    versions (the old folder renamed away, no marker) are put back. Called by every save and every load."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    try:
+        with _parent_lock(target.parent):
+            _finish_replacement(_marker(target))
+            if not target.exists():
+                backups = sorted(target.parent.glob(f".{glob.escape(target.name)}.old-*"),
+                                 key=lambda p: p.stat().st_mtime)
+                if backups:
+                    os.replace(backups[-1], target)
+            _remove_dead_temporaries(target)
+    except OSError:  # a read-only location: nothing can be repaired, and nothing needs to be
+        pass
 
 
 def atomic_write(target: str | os.PathLike, write: Callable[[TextIO], Any]) -> Path:
@@ -58,8 +146,10 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
 class atomic_directory:
     """Context manager: build a folder under a temporary name, then rename it into place.
 
-    Replacing an existing folder takes two renames (old away, new in); if the process dies between
-    them, :func:`recover_directory` (called by the next use) puts the old folder back.
+    Replacing an existing folder is committed by one atomic step -- writing a marker file beside it -- before the
+    two renames (old away, new in); a kill at any point leaves either the old folder or the new one in effect:
+    before the marker, the old one (the half-built folder is removed by the next use); after it, the new one
+    (:func:`recover_directory`, called by the next save or load, finishes the renames). No copy is left hidden.
     """
 
     def __init__(self, target: str | os.PathLike, *, overwrite: bool = False) -> None:
@@ -74,23 +164,27 @@ class atomic_directory:
             raise PromptlearnError(f"{self.target} exists and is not a folder")
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+            self.tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(self.target), dir=self.target.parent))
             os.chmod(self.tmp, 0o777 & ~_umask())  # not mkdtemp's private 0700
         except OSError as exc:
             raise PromptlearnError(f"cannot create {self.target}: {exc.strerror or exc}") from None
         return self.tmp
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        import json
+
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-            os.replace(self.target, old)
-            os.replace(self.tmp, self.target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.target)
+        with _parent_lock(self.target.parent):
+            if not (self.target.exists() or self.target.is_symlink()):
+                os.replace(self.tmp, self.target)
+                return
+            marker = _marker(self.target)
+            plan = {"target": self.target.name, "new": self.tmp.name,
+                    "old": f".{self.target.name}.old-{os.getpid()}-{self.tmp.name.rsplit('-', 1)[-1]}"}
+            atomic_write_text(marker, json.dumps(plan) + "\n")  # the commit: from here on the new folder counts
+            _finish_replacement(marker)
 
 
 def save_model_folder(model: Any, tokenizer: Any, folder: str | os.PathLike) -> None:
@@ -119,27 +213,9 @@ def save_model_folder(model: Any, tokenizer: Any, folder: str | os.PathLike) -> 
 
 def read_config(directory: str | os.PathLike, *, fmt: str, version: int, what: str,
                 required: tuple[str, ...]) -> dict[str, Any]:
-    """``config.json`` of a saved folder, checked: right format, not from a newer version, required keys."""
-    import json
+    """``config.json`` of a saved folder, checked (kept for callers of earlier versions): loaders use
+    :func:`promptlearn.loading.open_saved`, which also resolves what the folder names without leaving it."""
+    from .loading import open_saved
 
-    directory = Path(directory)
-    path = directory / "config.json"
-    if not directory.is_dir():
-        raise PromptlearnError(f"no saved {what} at {directory}: not a folder")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PromptlearnError(f"no saved {what} at {directory} (missing config.json)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PromptlearnError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise PromptlearnError(f"{path}: invalid JSON on line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(config, dict) or config.get("format") != fmt:
-        found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise PromptlearnError(f"{path} is not a saved {what} (format {found!r})")
-    if config.get("version", 0) > version:
-        raise PromptlearnError(f"{path} was written by a newer promptlearn (format {config['version']}); upgrade")
-    missing = [key for key in required if key not in config]
-    if missing or not isinstance(config.get("params"), dict):
-        raise PromptlearnError(f"{path} is incomplete or damaged (missing {missing or ['params']})")
-    return config
+    return open_saved(directory, fmt=fmt, version=version, what=what, schema={"params": (dict,)},
+                      required=(*required, "params")).config

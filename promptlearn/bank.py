@@ -124,17 +124,18 @@ class PromptBank:
         return self._set.modules
 
     def _from_folder(self, name: str, folder: Path) -> PromptClassifier:
-        from .artifacts import read_config
-        from .classifier import FORMAT, FORMAT_VERSION
+        from .classifier import _SAVED_SCHEMA, FORMAT, FORMAT_VERSION
+        from .loading import open_saved, recorded_model_name
 
-        config = read_config(folder, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier",
-                             required=("model", "template", "verbalizer", "params"))
+        config = open_saved(folder, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier", schema=_SAVED_SCHEMA,
+                            required=("model", "template", "verbalizer", "params")).config
         source = config["params"].get("source", "manual")
         if source == "manual" and config["model"] is None:
             raise ConfigError(f"prompt {name!r} ({folder}) is a fine-tuned model, not a prompt; load it as a "
                               "PromptClassifier")
         base = config.get("base_model") or config["model"]
-        if self.check_base and self.model_name is not None and base != self.model_name:
+        if (self.check_base and self.model_name is not None and isinstance(base, str)
+                and base != self.model_name and base != recorded_model_name(self.model_name)):
             raise ConfigError(f"prompt {name!r} ({folder}) was trained on {base!r}, the bank's model is "
                               f"{self.model_name!r} (check_base=False to attach it anyway)")
         return PromptClassifier.load(folder, model=self.loaded.model, tokenizer=self.loaded.tokenizer, device=None,

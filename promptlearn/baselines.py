@@ -31,9 +31,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from .artifacts import atomic_directory, atomic_write_text, read_config, save_model_folder
+from .artifacts import atomic_directory, atomic_write_text, save_model_folder
 from .classifier import as_examples, soft_targets
 from .errors import ConfigError, DataError, ModelLoadError, PromptlearnError, UnknownLabelError
+from .loading import recorded_model_name
 from .models import _not_found_message, resolve, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -152,14 +153,20 @@ def _load_tokenizer(source: str, name: Any, gguf: str | None) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf} if gguf else {}))
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=False, **({"gguf_file": gguf} if gguf else {}))
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(_not_found_message(str(name), source, exc)) from None
 
 
-def _read_config(directory: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
-    return read_config(directory, fmt=fmt, version=FORMAT_VERSION, what=what,
-                       required=("classes", "text_fields", "params"))
+def _open_saved(directory: str | os.PathLike, fmt: str, what: str) -> Any:
+    """The saved folder, opened by the one safe loader (:mod:`promptlearn.loading`)."""
+    from .loading import open_saved
+
+    return open_saved(directory, fmt=fmt, version=FORMAT_VERSION, what=what,
+                      schema={"classes": (list,), "text_fields": (list,), "params": (dict,), "model": (str, type(None)),
+                              "base_model": (str, type(None)), "n_features": (int,), "head": (str,),
+                              "n_iter": (list,)},
+                      required=("classes", "text_fields", "params"))
 
 
 def _json_params(estimator: BaseEstimator) -> dict[str, Any]:
@@ -233,7 +240,10 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
         return [list(range(start, min(start + size, n))) for start in range(0, n, size)]
 
     def _progress(self) -> bool:
-        return self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        from .distributed import is_main_process
+
+        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        return bool(show) and is_main_process()  # several processes: one progress bar
 
     def _check_common_params(self) -> None:
         for name in ("batch_size", "max_length"):
@@ -336,7 +346,8 @@ class ProbeClassifier(_TextClassifier):
             source, gguf = resolve(str(self.model))
             tokenizer = self.tokenizer if self.tokenizer is not None else _load_tokenizer(source, self.model, gguf)
             try:
-                encoder = AutoModel.from_pretrained(source, **({"gguf_file": gguf} if gguf else {}))
+                encoder = AutoModel.from_pretrained(source, trust_remote_code=False,
+                                                    **({"gguf_file": gguf} if gguf else {}))
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelLoadError(_not_found_message(str(self.model), source, exc)) from None
             where = f"model {str(self.model)!r}"
@@ -470,9 +481,10 @@ class ProbeClassifier(_TextClassifier):
         self._check_fitted()
         directory = Path(directory)
         by_name = self.encoder_name_ is not None
+        name = recorded_model_name(self.encoder_name_) if by_name else None
         config = {"format": PROBE_FORMAT, "version": FORMAT_VERSION,
-                  "model": self.encoder_name_,
-                  "base_model": self.encoder_name_ or getattr(self.encoder_, "name_or_path", None),
+                  "model": name,
+                  "base_model": name or getattr(self.encoder_, "name_or_path", None),
                   "classes": list(self.classes_), "text_fields": list(self.text_fields_),
                   "n_features": self.n_features_, "params": _json_params(self)}
         if isinstance(self.head_, torch.nn.Module):
@@ -493,45 +505,60 @@ class ProbeClassifier(_TextClassifier):
     @classmethod
     def load(cls, directory: str | os.PathLike, **overrides: Any) -> ProbeClassifier:
         """Rebuild a classifier saved by :meth:`save` (the encoder is loaded from its saved name or folder);
-        ``overrides`` replace saved parameters (e.g. ``device``)."""
-        import torch
+        ``overrides`` replace saved parameters (e.g. ``device``). An encoder recorded as a local path outside the
+        folder is used only when ``model=`` is passed (see :mod:`promptlearn.loading`)."""
         from safetensors.torch import load_file
 
-        directory = Path(directory)
-        config = _read_config(directory, PROBE_FORMAT, "ProbeClassifier")
-        params = dict(config["params"])
+        saved = _open_saved(directory, PROBE_FORMAT, "ProbeClassifier")
+        config = saved.config
+        params = saved.params(cls, exclude=("model", "tokenizer"))
+        model = overrides.pop("model", None)
         params.update(overrides)
-        model = config.get("model") or str(directory / "encoder")
-        estimator = cls(model=model, **params)
+        if model is None:  # the encoder by its name (short name or hub id), or the copy in the folder
+            model = (saved.model_name(config["model"], "'model'") if config.get("model") is not None
+                     else saved.model_dir("encoder", "the encoder folder"))
+        with saved.building():
+            estimator = cls(model=model, **params)
         estimator._check_params()
+        head_file = saved.inside("head.safetensors", "the head's weights (head.safetensors)")
         try:
-            tensors = load_file(str(directory / "head.safetensors"))
-        except (OSError, ValueError) as exc:
-            raise PromptlearnError(f"cannot read {directory / 'head.safetensors'}: {exc}") from None
+            tensors = load_file(str(head_file))
+        except Exception as exc:  # safetensors raises its own error types for a damaged file
+            raise PromptlearnError(f"cannot read {head_file}: {exc}") from None
         estimator.encoder_, estimator.tokenizer_, estimator._device = estimator._load_encoder()
         classes = [str(c) for c in config["classes"]]
-        if config.get("head", "logistic") == "logistic":
-            from sklearn.linear_model import LogisticRegression
-
-            head = LogisticRegression(C=estimator.C, max_iter=estimator.max_iter, random_state=estimator.seed)
-            head.coef_ = tensors["coef"].numpy()
-            head.intercept_ = tensors["intercept"].numpy()
-            head.classes_ = np.arange(len(classes))
-            head.n_features_in_ = head.coef_.shape[1]
-            head.n_iter_ = np.array(config.get("n_iter", [0]), dtype=np.int32)
-        else:
-            weight = tensors["weight"]
-            head = torch.nn.Linear(weight.shape[1], weight.shape[0])
-            head.load_state_dict(tensors)
-            head.to(estimator._device)
-            head.eval()
-        estimator.head_ = head
-        estimator.encoder_name_ = config.get("model")
+        with saved.building():
+            estimator.head_ = _saved_head(config, tensors, classes, estimator)
+        # saved by name: saving again records the name (or the caller's model=); a folder copy: copied again
+        estimator.encoder_name_ = (str(model) if config.get("model") is not None
+                                   and isinstance(model, (str, os.PathLike)) else None)
         estimator.training_result_ = None
-        estimator.text_fields_ = list(config["text_fields"])
+        estimator.text_fields_ = saved.string_list(config["text_fields"], "'text_fields'")
         estimator.n_features_ = int(config.get("n_features", 0))
         estimator.classes_ = np.array(classes, dtype=object)
         return estimator
+
+
+def _saved_head(config: dict[str, Any], tensors: dict[str, Any], classes: list[str], estimator: Any) -> Any:
+    """The probe's head rebuilt from its saved tensors."""
+    import torch
+
+    if config.get("head", "logistic") == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        head = LogisticRegression(C=estimator.C, max_iter=estimator.max_iter, random_state=estimator.seed)
+        head.coef_ = tensors["coef"].numpy()
+        head.intercept_ = tensors["intercept"].numpy()
+        head.classes_ = np.arange(len(classes))
+        head.n_features_in_ = head.coef_.shape[1]
+        head.n_iter_ = np.array(config.get("n_iter", [0]), dtype=np.int32)
+        return head
+    weight = tensors["weight"]
+    head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    head.load_state_dict(tensors)
+    head.to(estimator._device)
+    head.eval()
+    return head
 
 
 # -- the fine-tuning baseline ------------------------------------------------------------------------
@@ -600,7 +627,7 @@ class FineTuneClassifier(_TextClassifier):
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
         where = f"model {name!r}"
-        options = {"gguf_file": gguf} if gguf else {}
+        options: dict[str, Any] = {"trust_remote_code": False, **({"gguf_file": gguf} if gguf else {})}
         try:
             config = AutoConfig.from_pretrained(source, **options)
         except (OSError, ValueError, KeyError) as exc:
@@ -728,6 +755,13 @@ class FineTuneClassifier(_TextClassifier):
 
     # -- inference --------------------------------------------------------------------------------------
     def _proba(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
+        """Class probabilities; with several processes each computes a contiguous slice and all get every row
+        back in input order (see :func:`promptlearn.distributed.gather_rows`)."""
+        from .distributed import gather_rows
+
+        return gather_rows(len(texts[0]), lambda part: self._local_proba([list(t)[part] for t in texts]))
+
+    def _local_proba(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
         import torch
         from tqdm.auto import tqdm
 
@@ -752,7 +786,8 @@ class FineTuneClassifier(_TextClassifier):
         tokenizer, safetensors) atomically; :meth:`load` gives identical predictions."""
         self._check_fitted()
         directory = Path(directory)
-        config = {"format": FINETUNE_FORMAT, "version": FORMAT_VERSION, "base_model": self.base_model_,
+        base = recorded_model_name(self.base_model_) if self.base_model_ is not None else None
+        config = {"format": FINETUNE_FORMAT, "version": FORMAT_VERSION, "base_model": base,
                   "classes": list(self.classes_), "text_fields": list(self.text_fields_),
                   "params": _json_params(self)}
         with atomic_directory(directory, overwrite=overwrite) as tmp:
@@ -768,16 +803,20 @@ class FineTuneClassifier(_TextClassifier):
         refits from the same start; without a name it is the saved fine-tuned model."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        directory = Path(directory)
-        config = _read_config(directory, FINETUNE_FORMAT, "FineTuneClassifier")
-        params = dict(config["params"])
+        saved = _open_saved(directory, FINETUNE_FORMAT, "FineTuneClassifier")
+        config = saved.config
+        params = saved.params(cls, exclude=("model", "tokenizer"))
+        base = overrides.pop("model", None)
         params.update(overrides)
-        folder = directory / "model"
-        estimator = cls(model=config.get("base_model") or str(folder), **params)
+        folder = saved.model_dir("model", "the model folder")  # loaded here, safetensors only, no custom code
+        with saved.building():
+            # the base model is only a parameter (clone + fit start from it); load() never reads it
+            estimator = cls(model=base if base is not None else config.get("base_model") or folder, **params)
         estimator._check_params()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder))
-            model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+            tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+            model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False,
+                                                                       use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise PromptlearnError(f"cannot load the fine-tuned model in {folder}: "
                                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from None
@@ -791,6 +830,6 @@ class FineTuneClassifier(_TextClassifier):
         estimator.model_, estimator.tokenizer_, estimator._device = model, tokenizer, device
         estimator.base_model_ = config.get("base_model")
         estimator.training_result_ = None
-        estimator.text_fields_ = list(config["text_fields"])
+        estimator.text_fields_ = saved.string_list(config["text_fields"], "'text_fields'")
         estimator.classes_ = np.array(classes, dtype=object)
         return estimator

@@ -10,7 +10,28 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from .errors import ConfigError
+
 CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+def content_free_inputs(tokens: str | Sequence[str]) -> tuple[str, ...]:
+    """The content-free inputs as a tuple of strings: one string is one input (never split into characters);
+    an empty sequence, or anything but strings, is refused (the prior would be NaN)."""
+    if isinstance(tokens, str):
+        return (tokens,)
+    if isinstance(tokens, (bytes, dict)) or not isinstance(tokens, Iterable):
+        raise ConfigError(f"content_free must be a list of strings such as {list(CONTENT_FREE)}, "
+                          f"got {type(tokens).__name__}")
+    tokens = tuple(tokens)
+    if not tokens:
+        raise ConfigError(f"content_free is empty, so calibration has no prior to divide out; give at least one "
+                          f"content-free input, e.g. content_free={list(CONTENT_FREE)} (the default)")
+    bad = [t for t in tokens if not isinstance(t, str)]
+    if bad:
+        raise ConfigError(f"content_free must hold strings only, got {bad[0]!r} ({type(bad[0]).__name__}); "
+                          f"e.g. content_free={list(CONTENT_FREE)}")
+    return tokens
 
 
 def log_normalize(scores: np.ndarray) -> np.ndarray:
@@ -21,9 +42,9 @@ def log_normalize(scores: np.ndarray) -> np.ndarray:
 
 
 def content_free_examples(fields: Iterable[str], tokens: Sequence[str] = CONTENT_FREE) -> list[dict[str, str]]:
-    """One example per content-free token, with every template field set to it."""
+    """One example per content-free token, with every template field set to it (see :func:`content_free_inputs`)."""
     names = sorted(fields)
-    return [{name: token for name in names} for token in tokens]
+    return [{name: token for name in names} for token in content_free_inputs(tokens)]
 
 
 def content_free_prior(content_free_log_probs: np.ndarray) -> np.ndarray:

@@ -18,10 +18,13 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .artifacts import atomic_directory, atomic_write_text, read_config, save_model_folder
-from .calibration import CONTENT_FREE, content_free_examples, content_free_prior, contextual_calibration, log_normalize
+from .artifacts import atomic_directory, atomic_write_text, save_model_folder
+from .calibration import (CONTENT_FREE, content_free_examples, content_free_inputs, content_free_prior,
+                          contextual_calibration, log_normalize)
+from .checks import check_param_types
 from .errors import ChatTemplateError, ConfigError, DataError, DemonstrationError, PromptlearnError
-from .models import LoadedModel, detect_kind, load_model, prepare_tokenizer, resolve_device
+from .loading import recorded_model_name
+from .models import LoadedModel, detect_kind, load_model, model_dtype, prepare_tokenizer, resolve_device
 from .scorer import Scorer, make_scorer
 from .template import Prompt, Template
 from .verbalizer import Verbalizer
@@ -32,6 +35,9 @@ FORMAT = "promptlearn.PromptClassifier"
 FORMAT_VERSION = 1
 PROMPT_FILE = "prompt.safetensors"  # a continuous prompt's parameters (sources other than manual)
 _SOFT_SLOT = re.compile(r"\[SOFT(?::(\d+))?\]")
+# config.json's keys and their JSON types (checked on load: a damaged file gives one line, not a traceback)
+_SAVED_SCHEMA = {"model": (str, type(None)), "base_model": (str, type(None)), "template": (dict,),
+                 "verbalizer": (dict,), "params": (dict,), "prompt": (dict, type(None))}
 
 
 def _learning_rate(source: str) -> float:
@@ -126,6 +132,46 @@ def _spec_key(spec: Any) -> Any:
     return ("object", id(spec))
 
 
+class _MixedPrecision:
+    """Training a half-precision model the standard way: its trainable parameters (and so the optimizer state) in
+    float32 while :meth:`PromptClassifier.fit` runs, the forward under ``torch.autocast`` in the model's dtype,
+    the loss in float32; the parameters go back to the model's dtype at the end. Nothing for a float32 model."""
+
+    def __init__(self, module: Any) -> None:
+        import torch
+
+        self.module = module
+        self.dtype = next(module.parameters()).dtype
+        if self.dtype == torch.float16:
+            raise ConfigError("fit() does not train in float16 (it would need loss scaling): train with "
+                              "dtype='bfloat16' or 'float32', then score in float16 if you like")
+        self.half = self.dtype == torch.bfloat16
+        self.device_type = next(module.parameters()).device.type
+
+    def autocast(self) -> Any:
+        import contextlib
+
+        import torch
+
+        return torch.autocast(self.device_type, dtype=self.dtype) if self.half else contextlib.nullcontext()
+
+    def _cast(self, dtype: Any) -> None:
+        for parameter in self.module.parameters():
+            if parameter.requires_grad and parameter.is_floating_point():
+                parameter.data = parameter.data.to(dtype)
+
+    def __enter__(self) -> _MixedPrecision:
+        import torch
+
+        if self.half:
+            self._cast(torch.float32)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.half:
+            self._cast(self.dtype)
+
+
 class PromptClassifier(ClassifierMixin, BaseEstimator):
     """Classify text by asking a language model to fill a template's ``[MASK]`` with label words.
 
@@ -178,7 +224,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                  tokenizer: Any = None, calibrate: bool = False, content_free: Sequence[str] = CONTENT_FREE,
                  multi_token: str = "parallel", after_mask: str = "drop", aggregation: str = "mean",
                  shortenable: Sequence[str] | None = None, batch_size: int = 16, max_length: int | None = None,
-                 device: str | None = None, gguf_file: str | None = None, trust_remote_code: bool = False,
+                 device: str | None = None, dtype: str | None = None, gguf_file: str | None = None,
+                 trust_remote_code: bool = False,
                  show_progress: bool | None = None, learning_rate: float = 1e-5, epochs: float = 10.0,
                  max_steps: int | None = None, train_batch_size: int = 8, gradient_accumulation_steps: int = 1,
                  warmup_ratio: float = 0.0, weight_decay: float = 0.01, trainable: str = "all",
@@ -200,6 +247,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
+        self.dtype = dtype
         self.gguf_file = gguf_file
         self.trust_remote_code = trust_remote_code
         self.show_progress = show_progress
@@ -276,7 +324,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def _load_model(self) -> LoadedModel:
         if isinstance(self.model, (str, os.PathLike)):
             return load_model(str(self.model), gguf_file=self.gguf_file, device=self.device,
-                              trust_remote_code=self.trust_remote_code)
+                              dtype=model_dtype(self.dtype), trust_remote_code=self.trust_remote_code)
         if self.tokenizer is None:
             raise PromptlearnError("a model object needs its tokenizer: pass tokenizer= as well")
         where = f"model object {type(self.model).__name__}"
@@ -284,11 +332,14 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         prepare_tokenizer(self.tokenizer, kind, where)
         if self.device:  # a model object stays where the caller put it unless a device is asked for
             self.model.to(resolve_device(self.device))
+        if model_dtype(self.dtype) not in (None, "auto"):  # ... and in its dtype unless one is asked for
+            self.model.to(model_dtype(self.dtype))
         self.model.eval()
         return LoadedModel(self.model, self.tokenizer, kind, getattr(self.model, "name_or_path", "") or where)
 
     @property
     def scorer_(self) -> Scorer:
+        check_param_types(self)  # a wrong type is one ConfigError, before the model is loaded
         loaded = self.model_
         options = (self.multi_token, self.after_mask, self.batch_size, self.max_length, self.show_progress)
         if getattr(self, "_scorer_cache", None) is None or self._scorer_options != options:
@@ -586,6 +637,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         ``dev``: ``(X_dev, y_dev)`` for evaluation every ``eval_every`` steps, early stopping and keeping
         the best weights. ``resume``: continue from the checkpoint in ``checkpoint_dir``.
         """
+        check_param_types(self, fitting=True)
         import torch
         import torch.nn.functional as F
 
@@ -640,6 +692,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             if self.learning_rate == 1e-5:
                 logger.warning("learning_rate=1e-5 suits full fine-tuning; a %s prompt usually needs 1e-3 to 3e-2 (the "
                                "CLI's default for it: %g)", self.source, _learning_rate(self.source))
+        precision = _MixedPrecision(loaded.model if module is None else module)
+        # Fixed prompts are tokenized once, not at every step (demonstrations change every step).
+        encoded = None if contextual else scorer.encode_rows(prompts, verbalizer)
         target = torch.as_tensor(labels, device=scorer.device)
         if soft is not None:  # cross_entropy takes class probabilities as targets too (float, [n, C])
             target = torch.as_tensor(soft, dtype=torch.float32, device=scorer.device)
@@ -651,15 +706,24 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 batch = self._demo_prompts([examples[i] for i in indices], set_index)
             else:
                 batch = [prompts[i] for i in indices]
-            scores = scorer.class_log_scores(batch, verbalizer)
-            loss = F.cross_entropy(scores, target[indices])
+            with precision.autocast():
+                if encoded is None:
+                    scores = scorer.class_log_scores(batch, verbalizer)
+                else:
+                    scores = scorer.class_log_scores(batch, verbalizer, rows=[encoded[i] for i in indices])
+            loss = F.cross_entropy(scores.float(), target[indices])
             if auxiliary:
                 picks = torch.randint(len(auxiliary), (len(indices),)).tolist()  # seeded per step by the trainer
-                lm = language_model_loss(loaded, scorer, [auxiliary[i] for i in picks])
+                with precision.autocast():
+                    lm = language_model_loss(loaded, scorer, [auxiliary[i] for i in picks])
                 loss = (1 - weight) * loss + weight * lm
             return loss
 
         def evaluate() -> float:
+            with precision.autocast():
+                return evaluate_dev()
+
+        def evaluate_dev() -> float:
             if contextual:
                 predicted = self._context_log_probs(dev_examples, (False,))[0].argmax(axis=1)
             else:
@@ -675,7 +739,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                           evaluate=evaluate if dev is not None else None, checkpoint_dir=self.checkpoint_dir,
                           show_progress=self.show_progress,
                           description="prompt-based fine-tuning" if module is None else f"{self.source} prompt")
-        self.training_result_ = trainer.train(resume=resume)
+        with precision:
+            self.training_result_ = trainer.train(resume=resume)
         loaded.model.eval()
         if module is not None:
             module.eval()
@@ -693,8 +758,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         the model was given as an object), atomically; :meth:`load` gives identical predictions."""
         directory = Path(directory)
         params = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in ("model", "template", "verbalizer", "tokenizer")}
-        params["content_free"] = list(params["content_free"])
+                  if k not in ("model", "template", "verbalizer", "tokenizer", "trust_remote_code")}
+        params["content_free"] = list(content_free_inputs(params["content_free"]))  # one string: one input
         params["shortenable"] = list(params["shortenable"]) if params["shortenable"] is not None else None
         params["demo_pool"] = None
         if self._pool() is not None:  # the pool is data: saved in config.json, so load() draws the same demonstrations
@@ -706,7 +771,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             logger.warning("demo_encoder is a Python object and is not saved; pass demo_encoder= to load()")
             params["demo_encoder"] = None
         elif params["demo_encoder"] is not None:
-            params["demo_encoder"] = str(params["demo_encoder"])
+            params["demo_encoder"] = recorded_model_name(params["demo_encoder"])
         module = self.prompt_
         if module is not None:  # a continuous prompt: its parameters and options, never the base model's weights
             params["source_options"] = {k: v for k, v in self._source_config().to_dict().items() if k != "source"}
@@ -715,9 +780,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                                "if that name cannot be loaded", self.model_.name)
         config = {
             "format": FORMAT, "version": FORMAT_VERSION,
-            "model": (str(self.model) if isinstance(self.model, (str, os.PathLike)) and not self._is_fitted()
-                      else None),
-            "base_model": str(self.model) if isinstance(self.model, (str, os.PathLike)) else self.model_.name,
+            "model": (recorded_model_name(self.model) if isinstance(self.model, (str, os.PathLike))
+                      and not self._is_fitted() else None),
+            "base_model": (recorded_model_name(self.model) if isinstance(self.model, (str, os.PathLike))
+                           else self.model_.name),
             "template": {"source": self.template_.source, "name": self.template_.name},
             "verbalizer": self.verbalizer_.to_dict(),
             "params": params,
@@ -739,25 +805,56 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, directory: str | os.PathLike, **overrides: Any) -> PromptClassifier:
         """Rebuild a classifier saved by :meth:`save`; ``overrides`` replace saved parameters (e.g. ``device``;
-        ``model=`` and ``tokenizer=`` give a continuous prompt a base model object to attach to)."""
-        directory = Path(directory)
-        config = read_config(directory, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier",
-                             required=("model", "template", "verbalizer", "params"))
-        if not isinstance(config["template"], dict) or "source" not in config["template"]:
-            raise PromptlearnError(f"{directory / 'config.json'} is incomplete or damaged (missing the template source)")
-        params = dict(config["params"])
+        ``model=`` and ``tokenizer=`` give a continuous prompt a base model object to attach to).
+
+        Loading runs no code from the folder and reads nothing outside it (:mod:`promptlearn.loading`):
+        ``trust_remote_code`` is only what is passed here; a base model recorded as a local path outside the
+        folder is used only when ``model=`` is passed."""
+        from .loading import open_saved
+
+        folder = open_saved(directory, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier",
+                            schema=_SAVED_SCHEMA, required=("model", "template", "verbalizer", "params"))
+        config = folder.config
+        if "source" not in config["template"]:
+            raise folder.fail("'template'", "lacks its 'source'")
+        source = folder.require(config["template"]["source"], "template.source", (str,))
+        name = folder.require(config["template"].get("name"), "template.name", (str, type(None)))
+        params = folder.params(cls, exclude=("model", "template", "verbalizer", "tokenizer"))
+        for key, types in (("demo_pool", (dict, type(None))), ("source_options", (dict, type(None))),
+                           ("demo_encoder", (str, type(None)))):
+            folder.require(params.get(key), f"params.{key}", types)
+        for key in ("content_free", "shortenable"):
+            if params.get(key) is not None:
+                folder.string_list(params[key], f"params.{key}")
+        if "gguf_file" not in overrides:
+            params["gguf_file"] = folder.file_name(params.get("gguf_file"), "params.gguf_file")
         model = overrides.pop("model", None)
-        params.update(overrides)
+        trust = overrides.get("trust_remote_code", False) is True
         if model is None:
-            model = config["model"] if config["model"] is not None else str(directory / "model")
-        template = Template(config["template"]["source"], name=config["template"].get("name"),
-                            shortenable=params.get("shortenable"))
-        classifier = cls(model=model, template=template, verbalizer=config["verbalizer"], **params)
+            if config["model"] is None:  # the trained weights are in the folder (safetensors; no GGUF file)
+                model = folder.model_dir("model", "the model folder", trust_remote_code=trust)
+                params["gguf_file"] = None
+            else:
+                model = folder.model_name(config["model"], "'model'")
+        if isinstance(params.get("demo_encoder"), str) and "demo_encoder" not in overrides:
+            params["demo_encoder"] = folder.model_name(params["demo_encoder"], "params.demo_encoder",
+                                                       parameter="demo_encoder")
+        params.update(overrides)
+        with folder.building():
+            Verbalizer.load(config["verbalizer"], aggregation=params.get("aggregation"))  # checked now, not later
+            template = Template(source, name=name, shortenable=params.get("shortenable"))
+            classifier = cls(model=model, template=template, verbalizer=config["verbalizer"], **params)
         if params.get("source", "manual") != "manual":
             from safetensors.torch import load_file
 
-            if not (directory / PROMPT_FILE).is_file():
-                raise PromptlearnError(f"{directory} holds a {params['source']!r} prompt but not its parameters "
-                                       f"({PROMPT_FILE}); save it again")
-            classifier._pending_prompt_state = load_file(str(directory / PROMPT_FILE))
+            if not (folder.directory / PROMPT_FILE).is_file():
+                raise PromptlearnError(f"{folder.directory} holds a {params['source']!r} prompt but not its "
+                                       f"parameters ({PROMPT_FILE}); save it again")
+            path = folder.inside(PROMPT_FILE, f"the prompt's parameters ({PROMPT_FILE})")
+            try:
+                classifier._pending_prompt_state = load_file(str(path))
+            except Exception as exc:  # safetensors raises its own error types for a damaged file
+                raise folder.fail(f"the prompt's parameters ({PROMPT_FILE})",
+                                  f"cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                                  ) from None
         return classifier

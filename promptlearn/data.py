@@ -18,7 +18,9 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +39,7 @@ __all__ = [
     "load_fewglue",
     "load_nli",
     "read_examples",
+    "read_table",
     "load_data",
     "sample_k_shot",
     "subsample",
@@ -154,7 +157,8 @@ def _decode(raw: bytes, path: Path | str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text ({exc})") from None
+        raise DataError(f"{path} is not UTF-8 text ({exc}); re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                        ) from None
 
 
 def _physical_lines(text: str) -> int:
@@ -609,6 +613,41 @@ def read_examples(
     non-label column becomes a field of the same name. Labels come from ``label_column``
     (None, or the default "label" when absent, gives ``labels=None``). Empty cells stay "".
     """
+    table = _read_rows(path, fmt)
+    return _examples(table, columns, label_column)
+
+
+def read_table(
+    path: str | os.PathLike, *, columns: Mapping[str, str] | None = None, fmt: str | None = None
+) -> tuple[Examples, list[str], list[dict[str, Any]]]:
+    """:func:`read_examples` without labels, with the file's columns (in order) and its rows: every column's
+    value as in the file (JSONL values keep their JSON types; a key a line lacks stays absent). For writing
+    the input back out beside predictions."""
+    table = _read_rows(path, fmt)
+    examples, _ = _examples(table, columns, None)
+    return examples, table.header, table.rows
+
+
+@dataclass
+class _Table:
+    where: str
+    header: list[str]
+    rows: list[dict[str, Any]]  # values as in the file
+    records: list[dict[str, str]]  # values as text
+    line_of: list[int]
+    has_key: list[set[str]] | None  # JSONL: the keys of each line
+
+
+def _read_stdin(where: str) -> str:
+    """stdin as text, decoded as UTF-8 strictly (not with the locale's or Python's lenient error handler)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is not None:
+        return _decode(buffer.read(), where)
+    text = sys.stdin.read()  # a text stream without bytes (tests, embedding applications)
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _read_rows(path: str | os.PathLike, fmt: str | None) -> _Table:
     where = "<stdin>" if str(path) == "-" else str(path)
     if fmt is not None:
         fmt = fmt.lower().lstrip(".")
@@ -616,9 +655,7 @@ def read_examples(
         if fmt not in ("csv", "tsv", "jsonl"):
             raise DataError(f"unknown format {fmt!r} for {where}; use csv, tsv or jsonl")
     if str(path) == "-":
-        text = sys.stdin.read()
-        if text.startswith("\ufeff"):
-            text = text[1:]
+        text = _read_stdin(where)
         fmt = fmt or _sniff_format(text)
     else:
         p = Path(path)
@@ -631,7 +668,6 @@ def read_examples(
                 )
         text = _decode(_read_bytes(p), p)
 
-    records: list[dict[str, str]]
     if fmt == "jsonl":
         stripped = text.lstrip()
         if stripped.startswith("["):  # a plain JSON array of objects is accepted too
@@ -647,23 +683,23 @@ def read_examples(
         present: dict[str, None] = {}
         for _, rec in numbered:
             present.update(dict.fromkeys(rec))
-        header = list(present)
+        rows = [rec for _, rec in numbered]
         # A key a line lacks stays absent, so a template that needs it reports the missing field.
-        records = [{k: _to_text(v) for k, v in rec.items()} for _, rec in numbered]
-        line_of = [n for n, _ in numbered]
-        has_key = [set(rec) for _, rec in numbered]
-    else:
-        rows = _tsv_rows(text, where) if fmt == "tsv" else _csv_rows(text, where)
-        if not rows:
-            raise DataError(f"{where} is empty; CSV/TSV files need a header row")
-        header, body = rows[0], rows[1:]
-        dup = sorted({h for h in header if header.count(h) > 1})
-        if dup:
-            raise DataError(f"{where}: duplicate column name(s) {dup} in the header")
-        records = [dict(zip(header, row)) for row in body]
-        line_of = list(range(2, len(body) + 2))
-        has_key = None
+        return _Table(where, list(present), rows, [{k: _to_text(v) for k, v in rec.items()} for rec in rows],
+                      [n for n, _ in numbered], [set(rec) for rec in rows])
+    parsed = _tsv_rows(text, where) if fmt == "tsv" else _csv_rows(text, where)
+    if not parsed:
+        raise DataError(f"{where} is empty; CSV/TSV files need a header row")
+    header, body = parsed[0], parsed[1:]
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise DataError(f"{where}: duplicate column name(s) {dup} in the header")
+    records = [dict(zip(header, row)) for row in body]
+    return _Table(where, header, records, records, list(range(2, len(body) + 2)), None)
 
+
+def _examples(table: _Table, columns: Mapping[str, str] | None, label_column: str | None) -> tuple[Examples, Labels]:
+    where, header, records, line_of, has_key = table.where, table.header, table.records, table.line_of, table.has_key
     explicit_label = label_column is not None and not isinstance(label_column, _DefaultLabel)
     labels: Labels = None
     if label_column is not None:

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-from .artifacts import atomic_directory, atomic_write_text, read_config
+from .artifacts import atomic_directory, atomic_write_text
 from .calibration import contextual_calibration, log_normalize
 from .errors import ConfigError, DataError, PromptlearnError, UnknownLabelError
 from .verbalizer import is_int
@@ -222,11 +222,14 @@ def saved_class(directory: str | os.PathLike) -> type:
 
     classes = {PROMPT_FORMAT: PromptClassifier, FORMAT: PromptEnsemble, FINETUNE_FORMAT: FineTuneClassifier,
                PROBE_FORMAT: ProbeClassifier}
+    from .artifacts import recover_directory
+
+    recover_directory(directory)  # a save killed between its renames: finish it before looking
     try:
         fmt = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8")).get("format")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         return PromptClassifier  # its loader explains what is wrong with the folder
-    if fmt not in classes:
+    if not isinstance(fmt, str) or fmt not in classes:
         raise PromptlearnError(f"{Path(directory) / 'config.json'} is not a saved promptlearn classifier "
                                f"(format {fmt!r}; expected one of {sorted(classes)})")
     return classes[fmt]
@@ -633,16 +636,23 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
     def load(cls, directory: str | os.PathLike, **overrides: Any) -> PromptEnsemble:
         """Rebuild an ensemble saved by :meth:`save`. ``overrides`` that are ensemble parameters replace the
         saved ones; the others (e.g. ``device``, ``batch_size``) go to every member that has that parameter."""
-        directory = Path(directory)
-        config = read_config(directory, fmt=FORMAT, version=FORMAT_VERSION, what="PromptEnsemble",
-                             required=("members", "classes", "params"))
+        from .loading import open_saved
+
+        saved = open_saved(directory, fmt=FORMAT, version=FORMAT_VERSION, what="PromptEnsemble",
+                           schema={"members": (list,), "classes": (list,), "params": (dict,), "fitted": (bool,),
+                                   "weights": (list, type(None)), "ipet_history": (list, type(None))},
+                           required=("members", "classes", "params"))
+        config = saved.config
         own = set(cls._get_param_names())
-        params = dict(config["params"])
+        params = saved.params(cls, exclude=("members",))
         params.update({k: v for k, v in overrides.items() if k in own and k != "members"})
         rest = {k: v for k, v in overrides.items() if k not in own}
+        classes = saved.string_list(config["classes"], "'classes'")
         members, used = [], set()
-        for entry in config["members"]:
-            folder = directory / entry["folder"]
+        for position, entry in enumerate(config["members"]):
+            saved.require(entry, f"members[{position}]", (dict,))
+            # a member is a folder inside this one: never an absolute path, '..' or a link leading out
+            folder = saved.inside(entry.get("folder"), f"members[{position}].folder", kind="dir")
             member_class = saved_class(folder)
             accepted = {k: v for k, v in rest.items() if k in set(member_class._get_param_names())}
             used.update(accepted)
@@ -650,13 +660,16 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
         if set(rest) - used:
             raise ConfigError(f"unknown parameter(s) {sorted(set(rest) - used)}: neither the ensemble nor any "
                               "member has them")
-        ensemble = cls(members, **params)
-        if common_classes(members) != list(config["classes"]):
-            raise PromptlearnError(f"{directory / 'config.json'}: the saved members' classes differ from "
-                                   f"{config['classes']}; the folder is damaged")
+        with saved.building():
+            ensemble = cls(members, **params)
+            weights = config.get("weights")
+            if weights is not None:
+                weights = np.asarray([saved.require(w, "'weights'", (float,)) for w in weights], dtype=np.float64)
+        if common_classes(members) != classes:
+            raise PromptlearnError(f"{saved.path}: the saved members' classes differ from {classes}; the folder is "
+                                   "damaged")
         if config.get("fitted"):
             ensemble.members_ = list(members)
-            ensemble.weights_ = (np.asarray(config["weights"], dtype=np.float64)
-                                 if config.get("weights") is not None else None)
+            ensemble.weights_ = weights
             ensemble.ipet_history_ = config.get("ipet_history") or []
         return ensemble

@@ -35,6 +35,15 @@ class WrongModelKindError(ModelLoadError):
     """The model is not a masked or causal LM (or lacks a trained LM head)."""
 
 
+class SavedFolderError(PromptlearnError):
+    """A saved classifier folder is missing, damaged (invalid JSON, wrong types, missing keys) or incomplete."""
+
+
+class UnsafeFolderError(SavedFolderError):
+    """A saved folder asks for something loading never does: code from the folder (``auto_map``, pickles) or a
+    path outside it (absolute, ``..``, a link, the working directory)."""
+
+
 class TruncationError(PromptlearnError):
     """A prompt cannot fit the model's window even with every shortenable field emptied."""
 

@@ -164,12 +164,46 @@ def prepare_tokenizer(tokenizer: Any, kind: str, where: str) -> None:
         tokenizer.pad_token = fallback
 
 
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+def model_dtype(dtype: Any) -> Any:
+    """The torch dtype for a ``dtype`` option (a name from :data:`DTYPES` or a ``torch.dtype``); ``"auto"``: the
+    checkpoint's own; None: as loaded (float32 for a checkpoint)."""
+    import torch
+
+    if dtype is None or dtype == "auto":
+        return dtype
+    if isinstance(dtype, torch.dtype) and dtype in (torch.float32, torch.bfloat16, torch.float16):
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return getattr(torch, dtype)
+    raise ConfigError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """A ``dtype`` option as saved in a config (a name, or None)."""
+    return str(dtype).removeprefix("torch.") if dtype is not None else None
+
+
 def resolve_device(device: str | None) -> str:
-    """``device`` as given (checked), or ``cuda`` when a GPU is visible, else ``cpu``."""
+    """``device`` as given (checked); when not given, ``$PROMPTLEARN_DEVICE`` if set, else ``cuda`` when a GPU is
+    visible (this process's GPU when launched as one of several), else ``cpu``."""
     import torch
 
     if not device:
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = os.environ.get("PROMPTLEARN_DEVICE") or None
+    if not device:
+        if torch.cuda.is_available():
+            from .distributed import env_flag, launched_size, state
+
+            if launched_size() > 1 and env_flag("ACCELERATE_USE_CPU"):
+                return "cpu"
+            if launched_size() > 1:  # several processes: each its own GPU (joining the group sets it)
+                state()
+                return f"cuda:{torch.cuda.current_device()}"
+            return "cuda"
+        return "cpu"
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError):

@@ -8,7 +8,11 @@ This module imports neither torch nor transformers.
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import numbers
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -16,9 +20,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import jinja2
 import jinja2.meta
 import jinja2.nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
-from .errors import MissingFieldError, PromptlearnError, TemplateError
+from .errors import DataError, MissingFieldError, PromptlearnError, TemplateError
 from .resources import shipped_dir
 
 MASK = "[MASK]"
@@ -98,8 +102,211 @@ def _lcfirst(value: Any) -> str:
     return text[:1].lower() + text[1:]
 
 
+# -- bounded rendering -------------------------------------------------------------------------------------------
+#: One render may take this many steps (loop iterations, calls, filters, operators) and this long; every value it
+#: builds, and its output, may hold this many characters (or items) plus 4 per character of the example's text,
+#: and all the values it builds together 4 times that.
+MAX_RENDER_STEPS = 1_000_000
+MAX_RENDER_SECONDS = 2.0
+MAX_RENDER_CHARS = 1_000_000
+_MAX_INT_ARGUMENT = 1_000_000  # a larger integer given to a call or filter (a width, a count) is refused
+_BIG_FORMAT = re.compile(r"\d{7,}")  # a width or precision of 7+ digits in a format string
+_SIZED = (str, bytes, list, tuple, dict, set, frozenset)
+
+
+class _LimitExceeded(Exception):
+    """A render went past its budget (see :class:`_Budget`)."""
+
+
+class _Budget:
+    """What one render may still do; the sandbox counts every loop iteration, call, filter and operator."""
+
+    def __init__(self, chars: int) -> None:
+        self.steps = 0
+        self.chars = chars
+        self.created = 0
+        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_RENDER_STEPS:
+            raise _LimitExceeded(f"the template takes more than {MAX_RENDER_STEPS:,} steps (loop iterations, calls, "
+                                 "filters) for one example")
+        if time.monotonic() > self.deadline:
+            raise _LimitExceeded(f"rendering one example takes more than {MAX_RENDER_SECONDS:g} s")
+
+    def size(self, n: int, what: str = "a value") -> None:
+        if n > self.chars:
+            raise _LimitExceeded(f"{what} of {n:,} characters or items exceeds the {self.chars:,} a render may build")
+
+    def made(self, value: Any) -> Any:
+        """Count a value the template built (a call's, filter's or operator's result)."""
+        if isinstance(value, _SIZED):
+            n = _extent(value, self.chars)
+            self.size(n)
+            self.created += n
+            if self.created > 4 * self.chars:
+                raise _LimitExceeded(f"the values built add up to more than {4 * self.chars:,} characters or items")
+        return value
+
+    def iterate(self, iterable: Any) -> Any:
+        for item in iterable:
+            self.step()
+            yield item
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("promptlearn_render_budget", default=None)
+
+
+def _extent(value: Any, limit: int) -> int:
+    """Characters of a string, or items of a collection plus what its items hold (nested collections counted
+    through, so a list of many references to one long string is as big as its text); stops past ``limit``."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    total = len(value)
+    for item in value:
+        if total > limit:
+            break
+        if isinstance(item, _SIZED):
+            total += _extent(item, limit - total)
+    return total
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_ints(values: Iterable[Any]) -> None:
+    for value in values:
+        if _is_int(value) and abs(value) > _MAX_INT_ARGUMENT:
+            raise _LimitExceeded(f"the argument {value} is larger than a template may pass ({_MAX_INT_ARGUMENT:,})")
+
+
+_NESTED_WIDTH = re.compile(r"\*|\{[^{}]*:[^{}]*\{")  # a width taken from the arguments: % with *, {:{}} in format
+
+
+def _check_format(text: str, arguments: Any) -> None:
+    """``text % arguments`` / ``text.format(...)``: no width or precision of 7 digits, in the text or taken from
+    the arguments."""
+    if _BIG_FORMAT.search(text):
+        raise _LimitExceeded("a format width or precision of 7 or more digits")
+    if _NESTED_WIDTH.search(text):
+        _check_ints(arguments if isinstance(arguments, (tuple, list)) else (arguments,))
+
+
+def _check_amplifier(name: str, value: Any, args: Sequence[Any], kwargs: Mapping[str, Any], budget: _Budget) -> None:
+    """Before a filter or string method that can build far more than it is given: refuse a huge result."""
+    def arg(i: int, key: str, default: Any) -> Any:
+        return args[i] if len(args) > i else kwargs.get(key, default)
+
+    if name == "replace" and isinstance(value, str):
+        old, new = arg(0, "old", None), arg(1, "new", None)
+        if isinstance(old, str) and isinstance(new, str):
+            count = len(value) + 1 if not old else value.count(old)
+            budget.size(len(value) + count * len(new), "the result of replace")
+    elif name == "join" and isinstance(value, (str, list, tuple)):  # filter: list|join(sep); method: sep.join(list)
+        items, separator = (arg(0, "iterable", ()), value) if isinstance(value, str) else (value, arg(0, "d", ""))
+        if isinstance(items, (list, tuple)) and isinstance(separator, str):
+            budget.size(_extent(items, budget.chars) + len(separator) * len(items), "the result of join")
+    elif name == "indent" and isinstance(value, str):
+        width = arg(0, "width", 4)
+        width = len(width) if isinstance(width, str) else width if _is_int(width) else 0
+        budget.size(len(value) + (value.count("\n") + 1) * width, "the result of indent")
+    elif name == "wordwrap" and isinstance(value, str):
+        width, wrap = arg(0, "width", 79), arg(2, "wrapstring", None)
+        if _is_int(width) and isinstance(wrap, str):
+            budget.size(len(value) + (len(value) // max(width, 1) + 1) * len(wrap), "the result of wordwrap")
+    elif name in ("format", "format_map") and isinstance(value, str):
+        _check_format(value, list(args) + list(kwargs.values()))
+    elif name == "expandtabs" and isinstance(value, str):
+        width = arg(0, "tabsize", 8)
+        if _is_int(width):
+            budget.size(len(value) + value.count("\t") * width, "the result of expandtabs")
+
+
+def _bounded_filter(name: str, function: Any) -> Any:
+    """A filter counted against the render's budget: integer arguments (widths, counts) and results bounded."""
+    skip = 2 if getattr(function, "jinja_pass_arg", None) is not None else 1  # the context/environment, the value
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        budget = _BUDGET.get()
+        if budget is None:
+            return function(*args, **kwargs)
+        budget.step()
+        if name != "format":  # (formatting a number is fine; widths are checked below)
+            _check_ints(args[skip:])
+            _check_ints(kwargs.values())
+        if len(args) >= skip:
+            if name == "join" and not isinstance(args[skip - 1], (str, list, tuple)):  # a generator: count it first
+                args = (*args[:skip - 1], list(args[skip - 1]), *args[skip:])
+            _check_amplifier(name, args[skip - 1], args[skip:], kwargs, budget)
+        return budget.made(function(*args, **kwargs))
+
+    return bounded
+
+
+def _loop_budget(iterable: Any) -> Any:
+    """Wraps the iterable of every ``{% for %}``: each iteration is a step."""
+    budget = _BUDGET.get()
+    return iterable if budget is None else budget.iterate(iterable)
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox (no access to internals, no changing lists or dicts in place, ranges of at most
+    100,000) whose work is bounded too: calls, filters, operators and loop iterations count against a budget, and
+    no value may grow huge (:class:`_Budget`)."""
+
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budget = _BUDGET.get()
+        if budget is None:
+            return super().call(__context, __obj, *args, **kwargs)
+        budget.step()
+        method = getattr(__obj, "__wrapped__", __obj)  # str.format comes wrapped by the sandbox
+        owner, name = getattr(method, "__self__", None), getattr(method, "__name__", "")
+        if not (isinstance(owner, str) and name in ("format", "format_map")):  # (formatting a number is fine)
+            _check_ints(args)
+            _check_ints(kwargs.values())
+        if isinstance(owner, str):
+            if name == "join" and args and not isinstance(args[0], (str, list, tuple)):  # a generator: count it first
+                args = (list(args[0]), *args[1:])
+            _check_amplifier(name, owner, args, kwargs, budget)
+        return budget.made(super().call(__context, __obj, *args, **kwargs))
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        budget = _BUDGET.get()
+        if budget is not None:
+            budget.step()
+            _check_binop(operator, left, right, budget)
+        result = self.binop_table[operator](left, right)
+        return result if budget is None else budget.made(result)
+
+
+def _check_binop(operator: str, left: Any, right: Any, budget: _Budget) -> None:
+    """Refuse an operation whose result would be huge before computing it."""
+    sequences = (str, bytes, list, tuple)
+    if operator == "*":
+        if isinstance(right, sequences) and _is_int(left):
+            left, right = right, left
+        if isinstance(left, sequences) and _is_int(right):
+            budget.size(_extent(left, budget.chars) * max(int(right), 0), "a repeated value")
+        elif _is_int(left) and _is_int(right) and int(left).bit_length() + int(right).bit_length() > 100_000:
+            raise _LimitExceeded("an integer product of more than 100,000 bits")
+    elif operator == "**" and _is_int(left) and _is_int(right) and abs(int(left)) > 1:
+        if int(right) * int(left).bit_length() > 100_000:
+            raise _LimitExceeded("a power of more than 100,000 bits")
+    elif operator == "+" and isinstance(left, sequences) and isinstance(right, sequences):
+        budget.size(_extent(left, budget.chars) + _extent(right, budget.chars), "a concatenation")
+    elif operator == "%" and isinstance(left, str):
+        _check_format(left, right)
+
+
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = _BoundedSandbox(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         trim_blocks=True,  # the header comment on line 1 leaves no blank first line
@@ -107,7 +314,10 @@ def _environment() -> SandboxedEnvironment:
     )
     env.filters["rstrip_punct"] = _rstrip_punct
     env.filters["lcfirst"] = _lcfirst
-    env.filters["_segment"] = _mark_segment
+    env.filters = {name: _bounded_filter(name, function) for name, function in env.filters.items()}
+    env.filters["_segment"] = _mark_segment  # the marker of every output: not the template's own work
+    env.filters["_loop_budget"] = _loop_budget
+    env.globals.pop("lipsum", None)  # generates text by the paragraph: nothing a prompt needs
     return env
 
 
@@ -147,12 +357,16 @@ class Template:
         for match in re.finditer(r"\[SOFT:([^\]]*)\]", self.source):
             if not match.group(1).isdigit() or int(match.group(1)) < 1:
                 raise TemplateError(f"{where}: bad soft slot {match.group(0)!r}; write [SOFT] or [SOFT:n] with n >= 1")
+        if isinstance(shortenable, str):
+            raise TemplateError(f"{where}: shortenable must be a list of field names such as [{shortenable!r}], "
+                                f"not a string")
         self.shortenable = frozenset(shortenable) if shortenable is not None else None
         if self.shortenable is not None and not self.shortenable <= self.fields:
             unknown = sorted(self.shortenable - self.fields)
             raise TemplateError(f"{where}: shortenable field(s) {unknown} are not used by the template "
                                 f"(its fields: {sorted(self.fields)})")
         self._block_fields: list[frozenset[str]] = []
+        self._flat = _flat_parts(ast)
         self._mark_outputs(ast)
         try:
             self._compiled = _ENV.template_class.from_code(_ENV, _ENV.compile(ast), _ENV.make_globals(None), None)
@@ -181,6 +395,8 @@ class Template:
                 self._block_fields.append(frozenset(self._reads(node, aliases)))
                 output.nodes[index] = jinja2.nodes.Filter(node, "_segment", [jinja2.nodes.Const(block)], [], None,
                                                           None, lineno=node.lineno)
+        for loop in ast.find_all(jinja2.nodes.For):  # every iteration counts against the render's budget
+            loop.iter = jinja2.nodes.Filter(loop.iter, "_loop_budget", [], [], None, None, lineno=loop.lineno)
 
     def _reads(self, node: jinja2.nodes.Node, aliases: dict[str, set[str]]) -> set[str]:
         names = {n.name for n in ([node] if isinstance(node, jinja2.nodes.Name) else node.find_all(jinja2.nodes.Name))}
@@ -237,14 +453,30 @@ class Template:
                 raise MissingFieldError(
                     f"field {name!r} is empty (None/NaN) in an example for {self.where}; fill or drop it"
                 )
+            if isinstance(value, str) and not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as exc:  # a lone surrogate: bytes that were not UTF-8, decoded leniently
+                    raise DataError(f"field {name!r} is not valid text (character {exc.start}: {value[exc.start]!r}"
+                                    f" is half of a surrogate pair, e.g. from input that is not UTF-8); fix or "
+                                    f"re-encode the data as UTF-8") from None
+        if self._flat is not None:  # literal text and plain {{ field }}: no Jinja needed, same segments
+            return self._render_flat(example)
+        text_size = sum(len(v) for v in example.values() if isinstance(v, str))
+        token = _BUDGET.set(_Budget(MAX_RENDER_CHARS + 4 * text_size))
         try:
-            rendered = self._compiled.render(**example)
+            rendered = self._render_bounded(example)
         except jinja2.UndefinedError as exc:
             raise MissingFieldError(f"{self.where}: {exc.message}") from None
+        except _LimitExceeded as exc:
+            raise TemplateError(f"{self.where}: rendering stopped: {exc}; templates must stay small (see "
+                                f"promptlearn.template.MAX_RENDER_STEPS)") from None
         except jinja2.exceptions.SecurityError as exc:
             raise TemplateError(f"{self.where}: unsafe operation blocked by the sandbox: {exc}") from None
         except Exception as exc:  # any error raised while evaluating the template's expressions
             raise TemplateError(f"{self.where}: rendering failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            _BUDGET.reset(token)
         segments = self._split(rendered)
         n_masks = sum(s.kind == "mask" for s in segments)
         if n_masks != 1:
@@ -252,6 +484,30 @@ class Template:
                 f"{self.where}: rendered prompt has {n_masks} [MASK] slots, expected exactly one"
             )
         return Prompt(segments, self.shortenable)
+
+    def _render_bounded(self, example: Mapping[str, Any]) -> str:
+        """The Jinja rendering, its output counted as it is produced (the render's budget is set by the caller)."""
+        budget = _BUDGET.get()
+        parts, size = [], 0
+        for part in self._compiled.generate(**example):
+            size += len(part)
+            budget.size(size, "the rendered prompt")  # type: ignore[union-attr]
+            parts.append(part)
+        return "".join(parts)
+
+    def _render_flat(self, example: Mapping[str, Any]) -> Prompt:
+        """:meth:`render` of a template that is only literal text and ``{{ field }}`` outputs (most templates),
+        without running Jinja: the same segments, a fraction of the time (scoring renders every example)."""
+        segments: list[Segment] = []
+        for part in self._flat:  # type: ignore[union-attr]
+            if isinstance(part, tuple):
+                name, fields = part
+                text = _MARKERS.sub("", str(example[name]))  # as the Jinja path's _segment filter does
+                if text:
+                    segments.append(Segment("field", text, fields))
+            else:
+                segments.extend(part)
+        return Prompt(tuple(_merge_text(segments)), self.shortenable)
 
     def _split(self, rendered: str) -> tuple[Segment, ...]:
         segments: list[Segment] = []
@@ -272,6 +528,28 @@ class Template:
 
     def __hash__(self) -> int:
         return hash((self.source, self.shortenable))
+
+
+def _flat_parts(ast: jinja2.nodes.Template) -> list[Any] | None:
+    """A template made only of literal text and ``{{ name }}`` outputs as parts for :meth:`Template._render_flat`:
+    a literal's segments (a list, slots split out) or ``(field name, fields)``; None for any other template."""
+    if not all(isinstance(node, jinja2.nodes.Output) for node in ast.body):
+        return None
+    parts: list[Any] = []
+    for output in ast.body:
+        for node in output.nodes:
+            if isinstance(node, jinja2.nodes.TemplateData):
+                parts.append(_split_literal(node.data))
+            elif isinstance(node, jinja2.nodes.Name) and node.ctx == "load":
+                parts.append((node.name, frozenset([node.name])))
+            else:
+                return None
+    if sum(s.kind == "mask" for part in parts if isinstance(part, list) for s in part) != 1:
+        return None  # the general path reports the error
+    return parts
+
+
+_MARKERS = re.compile("[\x02\x1f\x03]")
 
 
 def _split_literal(text: str) -> list[Segment]:

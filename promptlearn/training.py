@@ -5,7 +5,10 @@ gradient accumulation, gradient clipping, periodic evaluation with early stoppin
 the best weights, atomic checkpoints, and exact resumption. Every step reseeds torch from
 ``(seed, step)`` and every epoch's order comes from ``(seed, epoch)``, so a run resumed from a
 checkpoint ends with the same weights as an uninterrupted one. Several processes (``accelerate
-launch``) split each batch and average their gradients.
+launch``, ``torchrun``) split each batch and average their gradients: ``batch_size`` is the global batch (not per
+device, as in transformers' Trainer), each process computes the loss of its slice, weighted by the slice's share,
+so the averaged gradient is the one-process gradient; only the main process saves checkpoints, logs and shows
+progress (see :mod:`promptlearn.distributed`).
 """
 
 from __future__ import annotations
@@ -88,9 +91,9 @@ def fingerprint(model: torch.nn.Module) -> str:
 
 
 def _distributed() -> Any:
-    from accelerate import PartialState
+    from .distributed import state
 
-    return PartialState()
+    return state()
 
 
 class Trainer:
@@ -131,13 +134,26 @@ class Trainer:
 
     # -- data order -----------------------------------------------------------------------------
     def batch_indices(self, micro_batch: int) -> list[int]:
-        """Example indices of a global micro-batch number: epochs are seeded permutations."""
+        """Example indices of a global micro-batch number, this process's slice: epochs are seeded permutations."""
+        return self._local_batch(micro_batch)[0]
+
+    def _global_batch(self, micro_batch: int) -> list[int]:
         size = self.config.batch_size
         per_epoch = math.ceil(self.n_examples / size)
         epoch, within = divmod(micro_batch, per_epoch)
         order = np.random.default_rng([self.config.seed, epoch]).permutation(self.n_examples)
-        chunk = order[within * size:(within + 1) * size].tolist()
-        return chunk[self.state.process_index::self.state.num_processes] or chunk[:1]
+        return order[within * size:(within + 1) * size].tolist()
+
+    def _local_batch(self, micro_batch: int) -> tuple[list[int], float]:
+        """This process's slice of a global micro-batch, and the weight of its mean loss: its share of the batch
+        times the number of processes, so that the averaged gradient is the global batch's (a process left
+        without examples computes one with weight 0, to take part in the averaging)."""
+        chunk = self._global_batch(micro_batch)
+        count = self.state.num_processes
+        if count == 1:
+            return chunk, 1.0
+        mine = chunk[self.state.process_index::count]
+        return (mine, len(mine) * count / len(chunk)) if mine else (chunk[:1], 0.0)
 
     # -- the loop -------------------------------------------------------------------------------
     def train(self, *, resume: bool = False) -> TrainingResult:
@@ -148,9 +164,11 @@ class Trainer:
             loaded = self._load_checkpoint()
             if loaded is not None:
                 result, best_weights, evaluations_without_gain = loaded
-                logger.info("resumed from %s at step %d", self.checkpoint_dir, result.steps)
+                if self.state.is_main_process:
+                    logger.info("resumed from %s at step %d", self.checkpoint_dir, result.steps)
         config = self.config
         show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        show = show and self.state.is_main_process
         was_training = self.model.training
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices), tqdm(total=self.total_steps, initial=result.steps,
@@ -161,13 +179,18 @@ class Trainer:
                 torch.manual_seed(step_seed(config.seed, step))
                 loss_value = 0.0
                 for micro in range(config.gradient_accumulation_steps):
-                    indices = self.batch_indices(step * config.gradient_accumulation_steps + micro)
+                    indices, share = self._local_batch(step * config.gradient_accumulation_steps + micro)
                     loss = self.loss_fn(indices) / config.gradient_accumulation_steps
-                    if not torch.isfinite(loss):
+                    if share != 1.0:  # several processes, uneven slices
+                        loss = loss * share
+                    if not torch.isfinite(loss) and self.state.num_processes == 1:
                         self.optimizer.zero_grad(set_to_none=True)
                         raise TrainingError(self._nan_message(step))
                     loss.backward()
-                    loss_value += float(loss.detach())
+                    loss_value += float(self._global_loss(loss))
+                if not math.isfinite(loss_value):  # several processes: every one sees the same (global) loss
+                    self.optimizer.zero_grad(set_to_none=True)
+                    raise TrainingError(self._nan_message(step))
                 self._average_gradients()
                 torch.nn.utils.clip_grad_norm_(list(self.parameters.values()), config.max_grad_norm)
                 self.optimizer.step()
@@ -207,15 +230,28 @@ class Trainer:
         finally:
             self.model.train()
 
+    def _global_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """The micro-batch's loss over all processes (their weighted slice losses average to it)."""
+        if self.state.num_processes == 1:
+            return loss.detach()
+        from .distributed import all_reduce_sum
+
+        return all_reduce_sum(loss.detach().float()) / self.state.num_processes
+
     def _average_gradients(self) -> None:
         if self.state.num_processes == 1:
             return
-        import torch.distributed as dist
+        from .distributed import all_reduce_mean_
 
-        for parameter in self.parameters.values():
-            if parameter.grad is not None:
-                dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
-                parameter.grad /= self.state.num_processes
+        parameters = list(self.parameters.values())
+        # A parameter no process used keeps no gradient (AdamW skips it, as with one process); one that only some
+        # processes' slices used gets a zero gradient in the others, so that every process averages the same list.
+        used = torch.tensor([float(p.grad is not None) for p in parameters], device=parameters[0].device)
+        all_reduce_mean_([used])
+        for parameter, anywhere in zip(parameters, used.tolist()):
+            if anywhere and parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+        all_reduce_mean_(p.grad for p in parameters if p.grad is not None)
 
     def _nan_message(self, step: int) -> str:
         where = (f"; the last good checkpoint is in {self.checkpoint_dir / CHECKPOINT_NAME}"
@@ -250,7 +286,12 @@ class Trainer:
         if self.checkpoint_dir is None:
             raise ConfigError("resume=True needs a checkpoint folder")
         folder = self.checkpoint_dir / CHECKPOINT_NAME
-        recover_directory(folder)
+        if self.state.is_main_process:  # the others read the checkpoint only once it is recovered
+            recover_directory(folder)
+        if self.state.num_processes > 1:
+            from .distributed import barrier
+
+            barrier()
         if not folder.is_dir():
             logger.info("no checkpoint in %s; starting from scratch", self.checkpoint_dir)
             return None

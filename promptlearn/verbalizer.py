@@ -48,6 +48,9 @@ class Verbalizer:
                 cleaned.append(word.strip())
             if len(set(cleaned)) != len(cleaned):
                 raise VerbalizerError(f"{where}: class {label!r} lists a word twice: {cleaned}")
+            if str(label) in classes:  # e.g. the keys 1 and "1" of a dict
+                raise VerbalizerError(f"{where}: class {str(label)!r} is listed twice; give each class once, "
+                                      f"with all its label words")
             classes.append(str(label))
             words.append(tuple(cleaned))
         seen: dict[str, str] = {}
@@ -74,7 +77,10 @@ class Verbalizer:
             raise VerbalizerError(f"cannot read verbalizer file {path}: {exc}") from None
         if path.suffix == ".json" or text.lstrip().startswith("{"):
             try:
-                mapping = json.loads(text)
+                mapping = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+            except _DuplicateKey as exc:
+                raise VerbalizerError(f"{path}: class {exc.args[0]!r} is listed twice; give each class once, with "
+                                      f"all its label words") from None
             except json.JSONDecodeError as exc:
                 raise VerbalizerError(f"{path}: invalid JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
             if not isinstance(mapping, dict):
@@ -144,6 +150,19 @@ def is_int(value: Any) -> bool:
     if isinstance(value, numbers.Integral):
         return True
     return isinstance(value, str) and value.strip().lstrip("-").isdigit()
+
+
+class _DuplicateKey(Exception):
+    """A JSON object names a key twice (``json`` would silently keep the last)."""
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
 
 
 def _parse_text(text: str, where: str) -> dict[str, list[str]]:

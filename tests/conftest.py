@@ -14,6 +14,10 @@ import os
 # Nothing in the test suite may reach the network: fail fast instead of waiting on hub timeouts.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The device every model loaded by name goes to: cpu unless PROMPTLEARN_TEST_DEVICE says otherwise (e.g. cuda), so
+# the suite runs the same on a machine with a GPU; `PROMPTLEARN_TEST_DEVICE=cuda pytest` runs it on the GPU.
+TEST_DEVICE = os.environ.get("PROMPTLEARN_TEST_DEVICE", "cpu")
+os.environ["PROMPTLEARN_DEVICE"] = TEST_DEVICE
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

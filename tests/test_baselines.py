@@ -145,7 +145,7 @@ def test_probe_save_load_is_exact(tiny_bert_encoder_dir, tmp_path, head):
     assert config["model"] == str(tiny_bert_encoder_dir) and config["classes"] == ["negative", "positive"]
     assert (tmp_path / "probe" / "head.safetensors").is_file()
     assert not (tmp_path / "probe" / "encoder").exists()  # named encoder: stored by name only
-    loaded = ProbeClassifier.load(tmp_path / "probe")
+    loaded = ProbeClassifier.load(tmp_path / "probe", model=str(tiny_bert_encoder_dir))  # a local encoder: named
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     assert loaded.get_params() == clf.get_params()
     with pytest.raises(PromptlearnError, match="already exists"):

@@ -47,7 +47,7 @@ def test_predict_proba_rows_sum_to_one(model_dir):
     assert probs.shape == (len(TEXTS), 2)
     assert np.all(np.isfinite(probs)) and np.all(probs > 0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
-    np.testing.assert_allclose(np.exp(clf.predict_log_proba(TEXTS)), probs)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(TEXTS)), probs, rtol=1e-6)  # two passes (GPU atomics)
     predicted = clf.predict(TEXTS)
     assert list(predicted) == [clf.classes_[i] for i in probs.argmax(axis=1)]
     assert set(predicted) <= {"negative", "positive"}
@@ -67,7 +67,7 @@ def test_classes_follow_verbalizer_order(request, fixture):
     backward = make(path, verbalizer={"positive": ["great"], "negative": ["bad"]})
     assert list(forward.classes_) == ["negative", "positive"]
     assert list(backward.classes_) == ["positive", "negative"]
-    np.testing.assert_allclose(forward.predict_proba(TEXTS), backward.predict_proba(TEXTS)[:, ::-1], rtol=1e-12)
+    np.testing.assert_allclose(forward.predict_proba(TEXTS), backward.predict_proba(TEXTS)[:, ::-1], rtol=1e-6)
     assert list(forward.predict(TEXTS)) == list(backward.predict(TEXTS))
 
 
@@ -274,13 +274,15 @@ def test_calibrated_probabilities_by_hand(request, fixture, template, content_fr
 
     calibrated = make(path, template=template, content_free=content_free, calibrate=True)
     got = calibrated.predict_proba(X)
-    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(calibrated.content_free_prior(), prior, rtol=1e-9)
-    np.testing.assert_allclose(got, np.exp(contextual_calibration(raw.predict_log_proba(X), prior)), rtol=1e-9)
+    # The calibrated classifier scores the queries and the content-free inputs in batches of its own, so its float32
+    # scores may differ from these in the last bits (more so on GPU kernels); calibration moves them by far more.
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(calibrated.content_free_prior(), prior, rtol=1e-5)
+    np.testing.assert_allclose(got, np.exp(contextual_calibration(raw.predict_log_proba(X), prior)), rtol=1e-5)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-9)
     # A single content-free input is calibrated to exactly uniform.
     if len(content_free) == 1:
-        np.testing.assert_allclose(calibrated.predict_proba(cf_rows), 0.5, rtol=1e-9)
+        np.testing.assert_allclose(calibrated.predict_proba(cf_rows), 0.5, rtol=1e-5)
 
 
 # -- persistence ----------------------------------------------------------------------------------
@@ -291,14 +293,14 @@ def test_save_load_model_by_path(tiny_bert_dir, tmp_path):
     expected = clf.predict_proba(TEXTS)
     target = clf.save(tmp_path / "saved")
     assert sorted(os.listdir(target)) == ["config.json"]  # a model named by path is not copied
-    loaded = PromptClassifier.load(target)
+    loaded = PromptClassifier.load(target, model=str(tiny_bert_dir))  # a local model outside: named by the caller
     np.testing.assert_array_equal(loaded.predict_proba(TEXTS), expected)
     assert loaded.template_ == clf.template_
     assert loaded.verbalizer_ == clf.verbalizer_
     for name in ("calibrate", "aggregation", "batch_size", "multi_token", "after_mask"):
         assert getattr(loaded, name) == getattr(clf, name)
     assert list(loaded.shortenable) == ["text"] and tuple(loaded.content_free) == ("N/A", "nothing")
-    assert PromptClassifier.load(str(target), batch_size=1).batch_size == 1  # overrides
+    assert PromptClassifier.load(str(target), model=str(tiny_bert_dir), batch_size=1).batch_size == 1  # overrides
 
 
 def test_save_load_template_file_and_causal(tiny_llama_dir, tmp_path):
@@ -308,7 +310,8 @@ def test_save_load_template_file_and_causal(tiny_llama_dir, tmp_path):
     expected = clf.predict_proba(TEXTS)
     clf.save(tmp_path / "saved")
     template_path.unlink()  # the saved classifier does not depend on the template file
-    np.testing.assert_array_equal(PromptClassifier.load(tmp_path / "saved").predict_proba(TEXTS), expected)
+    np.testing.assert_array_equal(PromptClassifier.load(tmp_path / "saved", model=str(tiny_llama_dir))
+                                  .predict_proba(TEXTS), expected)
 
 
 @pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_gpt2_dir"])
@@ -339,7 +342,8 @@ def test_save_refuses_existing_folder(tiny_bert_dir, tmp_path):
     assert (target / "keep.txt").read_text(encoding="utf-8") == "mine"
     clf.save(target, overwrite=True)
     assert not (target / "keep.txt").exists()
-    np.testing.assert_array_equal(PromptClassifier.load(target).predict_proba(TEXTS), clf.predict_proba(TEXTS))
+    np.testing.assert_array_equal(PromptClassifier.load(target, model=str(tiny_bert_dir)).predict_proba(TEXTS),
+                                  clf.predict_proba(TEXTS))
     assert sorted(os.listdir(tmp_path)) == ["saved"]
 
 
@@ -449,7 +453,9 @@ def test_multi_token_label_words(request, fixture):
         # Left-to-right decoding conditions later tokens on the filled ones: the scores differ.
         assert np.abs(p - q).max() > 1e-6
     else:
-        np.testing.assert_allclose(p, q, rtol=1e-12)  # causal LMs score continuations exactly either way
+        # Causal LMs score continuations exactly either way: the same computation, up to the order in which GPU
+        # kernels (index_add's atomics) sum a word's token log-probabilities.
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_gpt2_dir"])

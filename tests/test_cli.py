@@ -290,9 +290,10 @@ def test_classify_input_file_with_column_mapping(capsys, classify, tmp_path, fmt
     path = _write_reviews(tmp_path / f"reviews.{fmt}", fmt)
     code, from_file, err = run(capsys, *classify, "--input", path, "--column", "text=review")
     assert code == 0
-    assert header_of(from_file) == HEADER
+    assert header_of(from_file) == HEADER[:3] + ["id", "review"]  # every input column, under its own name
     code, from_text, err = run(capsys, *classify, *[a for t in TEXTS for a in ("--text", t)])
-    assert from_file == from_text
+    assert [{k: r[k] for k in HEADER[:3]} | {"text": r["review"]} for r in read_tsv(from_file)] == read_tsv(from_text)
+    assert [r["id"] for r in read_tsv(from_file)] == [str(i) for i in range(len(TEXTS))]
 
 
 def test_classify_input_file_keeps_other_columns(capsys, classify, tmp_path):
@@ -311,7 +312,7 @@ def test_classify_stdin_jsonl(capsys, classify, monkeypatch):
     code, out, err = run(capsys, *classify, "--input", "-", "--format", "jsonl", "--column", "text=review")
     assert code == 0
     rows = read_tsv(out)
-    assert header_of(out) == HEADER and [r["text"] for r in rows] == TEXTS[:3]
+    assert header_of(out) == HEADER[:3] + ["review"] and [r["review"] for r in rows] == TEXTS[:3]
     assert_probabilities(rows)
     # without --format the format is sniffed (here CSV)
     monkeypatch.setattr(sys, "stdin", io.StringIO("text\nbad film\nfine\n"))

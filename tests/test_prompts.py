@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from promptlearn import ConfigError, PromptBank, PromptClassifier, SoftPromptConfig, Template, TemplateError
+from promptlearn import compat
 from promptlearn.cli import main
 from promptlearn.prompts import BuildContext, DeepPromptConfig, PromptSet, build_prompt
 from promptlearn.prompts.base import decode_ids, soft_id, tagged_id
@@ -192,7 +193,8 @@ def test_prefix_support_is_checked(tiny_gpt2_dir):
             super().__init__()
             self.inner, self.config = inner, inner.config
 
-        def forward(self, cache=None, **kwargs):
+        def forward(self, **kwargs):
+            kwargs.pop(compat.CACHE_NAME)  # whichever name this transformers gives the cache
             kwargs.pop("attention_mask")
             return self.inner(**kwargs)
 
@@ -255,7 +257,7 @@ def test_source_trains_only_its_parameters_learns_and_reloads(source, fixture, o
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == str(path) and config["params"]["source"] == source
     assert (out / "prompt.safetensors").stat().st_size < 400_000
-    reloaded = PromptClassifier.load(out)
+    reloaded = PromptClassifier.load(out, model=str(path))  # a local base model is named by the caller
     assert np.array_equal(reloaded.predict_proba(X), clf.predict_proba(X))
 
 
@@ -274,7 +276,7 @@ def test_artifacts_hold_only_the_prompt(tiny_bert_dir, tmp_path):
         values = sum(t.numel() for t in saved.values())
         assert 4 * values <= size < 4 * values + 8192
         sizes[source if not options else "ptuning+encoder"] = size
-        reloaded = PromptClassifier.load(out)
+        reloaded = PromptClassifier.load(out, model=str(tiny_bert_dir))
         assert np.array_equal(reloaded.predict_proba(POS[:2]), clf.predict_proba(POS[:2]))
     assert sizes["ptuning"] < 2048 < sizes["ptuning+encoder"]  # the encoder's output, not the encoder
     assert all(size < model_bytes / 4 for name, size in sizes.items() if name != "ptuning+encoder"), sizes
@@ -322,7 +324,7 @@ def test_bank_mixed_batch_equals_separate_runs(fixture, request, tmp_path):
             clf.fit(POS[:2] + NEG[:2], ["pos", "pos", "neg", "neg"] if verbalizer is VERBALIZER else
                     ["p", "p", "n", "n"])
         clf.save(tmp_path / name)
-        separate[name] = PromptClassifier.load(tmp_path / name).predict_log_proba(texts)
+        separate[name] = PromptClassifier.load(tmp_path / name, model=str(path)).predict_log_proba(texts)
     bank = PromptBank(str(path), batch_size=5)
     for name in names:
         bank.add(name, tmp_path / name)
@@ -380,7 +382,10 @@ def test_cli_train_with_sources(tiny_bert_dir, tmp_path, capsys):
     assert json.loads((tmp_path / "lora" / "config.json").read_text())["params"]["source_options"]["target_modules"] \
         == ["query", "value"]
     capsys.readouterr()
-    assert main(["evaluate", "--model-dir", str(tmp_path / "lora"), "--data", str(train)]) == 0
+    assert main(["evaluate", "--model-dir", str(tmp_path / "lora"), "--data", str(train)]) == 2  # a local base model:
+    assert "--model" in capsys.readouterr().err  # the folder names it by path, so the caller names it
+    assert main(["evaluate", "--model-dir", str(tmp_path / "lora"), "--model", str(tiny_bert_dir), "--data",
+                 str(train)]) == 0
     assert "accuracy" in capsys.readouterr().out
     assert main(common + ["--output", str(tmp_path / "bad"), "--source", "soft", "--prefix-length", "4"]) == 2
     assert "--prefix-length applies to --source deep" in capsys.readouterr().err

@@ -4,6 +4,9 @@
 runs train / adapt / search, ``bench`` hands its arguments to the benchmark runner.
 
 Errors the user can fix are printed as one line (no traceback) and exit with status 2.
+
+Under ``accelerate launch`` / ``torchrun`` every process runs the command: training splits each batch, scoring
+splits the examples (rows come back in input order), and only the main process logs, prints and writes files.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ from .predict import default_verbalizer
 __all__ = ["build_parser", "default_verbalizer", "main"]
 
 
-def _configure_logging(verbosity: int) -> None:
+def _configure_logging(verbosity: int, main_process: bool = True) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    if not main_process:  # several processes: the main process logs, the others report errors only
+        level = logging.ERROR
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         import transformers
 
         transformers.utils.logging.set_verbosity(logging.ERROR if verbosity == 0 else level)
-        if not sys.stderr.isatty():
+        if not sys.stderr.isatty() or not main_process:
             transformers.utils.logging.disable_progress_bar()
     except ImportError:  # pragma: no cover - transformers is a dependency
         pass
@@ -39,7 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["bench"]:  # the runner parses its own options, in any order
         return _run(run_bench_args, argv[1:])
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    from ..distributed import setup
+
+    process = setup()  # joins the process group when launched as one of several (accelerate launch, torchrun)
+    _configure_logging(args.verbose, process.is_main_process)
+    if process.num_processes > 1 and process.is_main_process:
+        logging.getLogger("promptlearn").info("%d processes: each takes a slice of every batch and of the examples "
+                                              "scored; this one (the main process) writes the results",
+                                              process.num_processes)
     return _run(args.run, args)
 
 

@@ -141,7 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     source = classify.add_argument_group("texts")
     source.add_argument("--text", action="append", default=[], help="a text to classify (repeatable)")
     source.add_argument("--input", help="CSV / TSV (with header) / JSONL file of examples, or - for stdin")
-    source.add_argument("--output", help="write predictions to this .csv / .tsv / .jsonl file (default: stdout, TSV)")
+    source.add_argument("--output", help="write predictions to this .csv / .tsv / .jsonl file (default: stdout, TSV); "
+                                         "every input column is kept, after the prediction columns; may be --input")
+    source.add_argument("--prediction-prefix", default="", metavar="PREFIX",
+                        help="put PREFIX before the prediction columns' names (label, p(<class>)): needed when the "
+                             "input already has such columns, e.g. --prediction-prefix predicted_")
     classify.set_defaults(run=run_classify)
 
     evaluate = commands.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix on labelled data",
@@ -150,8 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                "boolq, ...) or a labelled CSV / TSV / JSONL file.",
                                    epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_prompt_options(evaluate, template_required=False)
-    evaluate.add_argument("--model-dir", help="a classifier saved by `promptlearn train` (replaces --model, "
-                                              "--template and --verbalizer)")
+    evaluate.add_argument("--model-dir", help="a classifier saved by `promptlearn train` (replaces --template and "
+                                              "--verbalizer; with --model, that model replaces the saved one: needed "
+                                              "when the folder names its base model by a local path)")
+    evaluate.set_defaults(model=None)  # --model given or not: with --model-dir it matters
     _add_data_options(evaluate)
     data = evaluate.add_argument_group("evaluation data")
     data.add_argument("--data", required=True, help="LM-BFF folder, task name, or labelled file (- for stdin)")

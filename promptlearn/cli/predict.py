@@ -15,6 +15,12 @@ from ..artifacts import atomic_write, atomic_write_text
 from ..errors import PromptlearnError
 
 
+def _main_process() -> bool:
+    from ..distributed import is_main_process
+
+    return is_main_process()
+
+
 def _columns(pairs: Sequence[str]) -> dict[str, str] | None:
     mapping = {}
     for pair in pairs:
@@ -64,25 +70,28 @@ def _classifier(args: argparse.Namespace, **training: Any) -> Any:
         from ..ensemble import PromptEnsemble, saved_class
 
         saved = saved_class(args.model_dir)
+        base = {"model": args.model} if getattr(args, "model", None) else {}  # the caller's model, never a saved path
         demos = _demo_options(args)
         if demos and saved is not PromptClassifier:
             raise PromptlearnError(f"--demos, --demo-pool, --demo-selection, --demo-sets and --chat-template apply to "
                                    f"a single prompt, but {args.model_dir} holds a {saved.__name__}")
         if saved is PromptEnsemble:
             ensemble = PromptEnsemble.load(args.model_dir, batch_size=args.batch_size, device=args.device,
-                                           show_progress=None)
+                                           show_progress=None, **base)
             return ensemble.set_params(calibrate_members=args.calibrate or ensemble.calibrate_members)
         if saved is not PromptClassifier:  # a distilled student (FineTuneClassifier) or a probe
             if args.calibrate:
                 raise PromptlearnError(f"--calibrate needs a prompt, but {args.model_dir} holds a {saved.__name__}")
-            return saved.load(args.model_dir, batch_size=args.batch_size, device=args.device, show_progress=None)
+            return saved.load(args.model_dir, batch_size=args.batch_size, device=args.device, show_progress=None,
+                              **base)
         classifier = PromptClassifier.load(args.model_dir, batch_size=args.batch_size, device=args.device,
-                                           show_progress=None)
+                                           show_progress=None, **base)
         return classifier.set_params(calibrate=args.calibrate or classifier.calibrate, **demos)
     if not args.template:
         raise PromptlearnError("--template is required (a file, a shipped name such as sst2/it_was, or Jinja text)")
     return PromptClassifier(
-        model=args.model, template=args.template, verbalizer=args.verbalizer or default_verbalizer(args.template),
+        model=args.model or "smollm2", template=args.template,
+        verbalizer=args.verbalizer or default_verbalizer(args.template),
         calibrate=args.calibrate, multi_token=args.multi_token, after_mask=args.after_mask,
         aggregation=args.aggregation, shortenable=args.shorten, batch_size=args.batch_size,
         max_length=args.max_length, device=args.device, gguf_file=args.gguf_file,
@@ -91,7 +100,10 @@ def _classifier(args: argparse.Namespace, **training: Any) -> Any:
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    from ..data import read_examples
+    """Predictions first (``label``, ``p(<class>)``), then every input column as read: nothing of the input is
+    dropped or overwritten. Prediction columns that an input column already names are an error before any
+    work (``--prediction-prefix`` renames them); ``--output`` may be ``--input`` (read whole, replaced atomically)."""
+    from ..data import read_table
 
     if args.text and args.input:
         raise PromptlearnError("give texts with --text or a file with --input, not both")
@@ -109,16 +121,28 @@ def run_classify(args: argparse.Namespace) -> int:
                                    "use --input with those columns")
         (field,) = template.fields
         examples = [{field: text} for text in args.text]
+        input_header, rows = [field], [dict(e) for e in examples]
     else:
-        examples, _ = read_examples(args.input, columns=columns, label_column=None, fmt=args.fmt)
-    probabilities = classifier.predict_proba(examples)
+        examples, input_header, rows = read_table(args.input, columns=columns, fmt=args.fmt)
     classes = list(classifier.classes_)
-    header = ["label", *(f"p({c})" for c in classes), *sorted(template.fields)]
+    prefix = getattr(args, "prediction_prefix", "") or ""
+    label_column = f"{prefix}label"
+    prob_columns = [f"{prefix}p({c})" for c in classes]
+    taken = sorted(set(input_header) & {label_column, *prob_columns})
+    if taken:
+        raise PromptlearnError(
+            f"the input already has column(s) {taken}, where classify would write its predictions; keep both with "
+            f"--prediction-prefix (e.g. --prediction-prefix predicted_ writes predicted_label, predicted_p(...)) "
+            f"or rename those columns")
+    probabilities = classifier.predict_proba(examples)  # several processes: scored in slices, gathered in order
+    if not _main_process():  # ... and written once, by the main process
+        return 0
+    header = [label_column, *prob_columns, *input_header]
     records = []
-    for example, probs in zip(examples, probabilities):
-        record = {"label": classes[int(probs.argmax())]}
-        record.update({f"p({c})": round(float(p), 6) for c, p in zip(classes, probs)})
-        record.update({k: v for k, v in example.items() if k not in record})
+    for row, probs in zip(rows, probabilities):
+        record: dict[str, Any] = {label_column: classes[int(probs.argmax())]}
+        record.update({column: round(float(p), 6) for column, p in zip(prob_columns, probs)})
+        record.update(row)
         records.append(record)
     if args.output is None:
         _dump(records, sys.stdout, output_format, header)
@@ -154,11 +178,14 @@ def _dump(records: list[dict[str, Any]], handle: Any, suffix: str, header: list[
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
+    from ..data import _to_text
+
     fieldnames = list(dict.fromkeys(header + [k for r in records for k in r]))
     writer = csv.DictWriter(handle, fieldnames=fieldnames, delimiter="\t" if suffix == ".tsv" else ",",
                             lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(records)
+    for record in records:  # JSON values from a JSONL input (numbers, lists, null) written as text, as read
+        writer.writerow({k: v if isinstance(v, (str, float)) else _to_text(v) for k, v in record.items()})
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -196,11 +223,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         probabilities = classifier.predict_proba(examples)
         predicted = probabilities.argmax(axis=1)
     seconds = time.perf_counter() - start
+    if not _main_process():  # several processes: scored in slices and gathered; the main process reports
+        return 0
     report = classification_report(truth, predicted, list(classifier.classes_))
     members = getattr(classifier, "members", [])  # an ensemble's
     report.update({
         "data": str(args.data), "split": args.split, "n_examples": len(examples), "n_available": total,
-        "subset_seed": args.seed if subset else None, "model": args.model_dir or args.model,
+        "subset_seed": args.seed if subset else None, "model": args.model_dir or args.model or "smollm2",
         "template": (classifier.template_.source if prompt
                      else [m.template_.source for m in members if hasattr(m, "template_")] or None),
         "verbalizer": (verbalizer.to_dict() if prompt

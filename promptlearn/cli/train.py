@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import recover_directory
+from ..distributed import is_main_process
 from ..errors import PromptlearnError
 from .predict import _classifier, _columns, default_verbalizer
 
@@ -29,7 +31,11 @@ def run_train(args: argparse.Namespace) -> int:
     from ..data import load_data, read_examples
 
     output = Path(args.output)
+    recover_directory(output)  # a final save killed between its renames: it finished, and counts as finished
     finished = (output / "config.json").exists()
+    if finished and args.resume and not args.overwrite:
+        raise PromptlearnError(f"--output {output} holds a finished run (its config.json); there is nothing to "
+                               f"resume: evaluate it with --model-dir {output}, or pass --overwrite to train again")
     if output.exists() and not args.overwrite and (finished or not args.resume):
         hint = "" if finished else " (it holds an unfinished run: add --resume to continue it)"
         raise PromptlearnError(f"--output {output} already exists{hint}; pass --overwrite to replace it")
@@ -60,6 +66,8 @@ def run_train(args: argparse.Namespace) -> int:
                    dev=(dev_x, dev_y) if dev_x is not None else None, resume=args.resume)
     seconds = time.perf_counter() - start
     classifier.set_params(checkpoint_dir=None)
+    if not is_main_process():  # several processes: they hold the same weights; the main process saves them
+        return 0
     classifier.save(output, overwrite=True)
     result = classifier.training_result_
     summary = {"output": str(output), "train_examples": len(train_x), "steps": result.steps,
@@ -157,11 +165,11 @@ def _train_ensemble(args: argparse.Namespace, prompts: list[tuple[str, str | Non
         summary["ipet_train_sizes"] = [generation["train_sizes"] for generation in ensemble.ipet_history_]
     if student is not None:
         student = ensemble.distill(unlabeled, student, temperature=args.temperature, dev=dev)
-        student.save(output, overwrite=True)
         summary.update(student=type(student).__name__, distilled_examples=len(unlabeled),
                        student_dev_accuracy=student.score(*dev) if dev is not None else None)
-    else:
-        ensemble.save(output, overwrite=True)
+    if not is_main_process():  # several processes: the main process saves and reports
+        return 0
+    (student if student is not None else ensemble).save(output, overwrite=True)
     summary["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(summary))
     return 0
@@ -204,7 +212,8 @@ def run_adapt(args: argparse.Namespace) -> int:
     else:
         texts = _subset(shared_unlabelled_texts(args.shared_data or None), args.max_texts, args.seed)
         source = "the shared data (train/dev splits, no test split)"
-    print(f"adapting {args.model} on {len(texts)} texts from {source}", file=sys.stderr)
+    if is_main_process():
+        print(f"adapting {args.model} on {len(texts)} texts from {source}", file=sys.stderr)
     if args.threads:
         import torch
 
@@ -223,7 +232,8 @@ def run_adapt(args: argparse.Namespace) -> int:
               f"({summary[f'{key}_seconds']} s)"
               for key, count, label in (("head", "head_steps", "head"), ("full", "steps", "all weights"))
               if summary[count]]
-    print(f"wrote {args.output}: {'; '.join(phases)}; {summary['seconds']} s in all", file=sys.stderr)
+    if is_main_process():
+        print(f"wrote {args.output}: {'; '.join(phases)}; {summary['seconds']} s in all", file=sys.stderr)
     return 0
 
 

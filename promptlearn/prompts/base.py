@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .. import compat
 from ..errors import ConfigError, TemplateError
 
 logger = logging.getLogger(__name__)
@@ -229,9 +230,7 @@ def attention_shape(model: Any) -> tuple[int, int, int]:
 
 # -- the forward pass ---------------------------------------------------------------------------------
 def _prefix_cache_class() -> type:
-    from transformers import DynamicCache
-
-    class PrefixCache(DynamicCache):
+    class PrefixCache(compat.DynamicCache):
         """A DynamicCache that starts with deep-prompt prefixes and keeps their per-row attention mask in step
         when the scorer selects or repeats its rows."""
 
@@ -255,7 +254,7 @@ def prefix_cache(layers: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Te
     global _PREFIX_CACHE
     if _PREFIX_CACHE is None:
         _PREFIX_CACHE = _prefix_cache_class()
-    cache = _PREFIX_CACHE(ddp_cache_data=layers, config=config)
+    cache = compat.dynamic_cache(layers, config, _PREFIX_CACHE)
     cache.prefix_mask = mask
     return cache
 
@@ -307,8 +306,8 @@ class PromptSet:
         prefix_length = max(self.modules[k].prefix_length for k in used) if used else 0
         if prefix_length:
             self._add_prefix(model, inputs, rows, used, prefix_length)
-        elif inputs.get("cache") is not None and hasattr(inputs["cache"], "prefix_mask"):
-            self._extend_mask(inputs, inputs["cache"].prefix_mask)
+        elif getattr(compat.input_cache(inputs), "prefix_mask", None) is not None:
+            self._extend_mask(inputs, compat.input_cache(inputs).prefix_mask)
         overrides = self.modules[changing[0]].parameter_overrides() if changing else None
         if overrides:
             return torch.func.functional_call(model, overrides, args=(), kwargs=inputs, strict=False)
@@ -329,8 +328,8 @@ class PromptSet:
         return embeds
 
     def _add_prefix(self, model: Any, inputs: dict[str, Any], rows: list[int], used: list[int], width: int) -> None:
-        if inputs.get("cache") is not None:  # a continuation after a prompted pass: the cache holds the prefix
-            mask = getattr(inputs["cache"], "prefix_mask", None)
+        if compat.input_cache(inputs) is not None:  # a continuation after a prompted pass: the cache holds the prefix
+            mask = getattr(compat.input_cache(inputs), "prefix_mask", None)
             if mask is None:
                 raise ConfigError("a deep prompt was given a key/value cache it did not make")
             self._extend_mask(inputs, mask)
@@ -353,7 +352,7 @@ class PromptSet:
                   for layer in range(n_layers)]
         lengths = torch.as_tensor([self.modules[k].prefix_length for k in rows], device=device)
         mask = (torch.arange(width, device=device).unsqueeze(0) < lengths.unsqueeze(1)).long()
-        inputs["cache"] = prefix_cache(layers, mask, model.config)
+        compat.with_cache(inputs, prefix_cache(layers, mask, model.config))
         if "position_ids" not in inputs or inputs["position_ids"] is None:
             shape = (inputs["inputs_embeds"] if "inputs_embeds" in inputs else inputs["input_ids"]).shape
             inputs["position_ids"] = _position_ids(model, shape[0], shape[1], device)
@@ -404,7 +403,7 @@ def check_prefix_support(model: Any) -> None:
             return model(input_ids=ids, attention_mask=attention, position_ids=positions).logits
         cache = prefix_cache([(k.clone(), v.clone()) for k, v in layers], mask, model.config)
         return model(input_ids=ids, attention_mask=torch.cat([mask, attention], dim=1), position_ids=positions,
-                     cache=cache).logits
+                     **compat.cache_kwarg(cache)).logits
 
     was_training = model.training
     try:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .. import compat
 from ..errors import ConfigError
 from .base import BuildContext, PromptModule, SourceConfig, attention_shape, check_prefix_support, embedding_of, \
     prefix_cache, seeded
@@ -81,10 +82,10 @@ def activations(model: object, token_ids: list[int]) -> torch.Tensor:
     try:
         model.eval()
         with torch.no_grad():
-            model(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache)
+            model(input_ids=ids, attention_mask=torch.ones_like(ids), **compat.cache_kwarg(cache))
     finally:
         model.train(was_training)
-    layers = [(layer.keys, layer.values) for layer in cache.layers]
+    layers = compat.cache_layers(cache)
     if len(layers) != n_layers or any(k is None or k.shape[-2] != len(token_ids) for k, _ in layers):
         raise ConfigError(f"could not read {type(model).__name__}'s keys and values for init='vocab'; use "
                           "init='random'")

@@ -3,9 +3,12 @@ length, and the class-score readouts (see the package docstring)."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import queue
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -17,6 +20,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, DemonstrationTooLongError, TemplateError, TruncationError, VerbalizerError
 from ..template import Prompt, Segment
 from ..verbalizer import Verbalizer
+from .guards import check_distinct_label_words, special_token_breaker
 from .position_head import _PositionHead
 
 MULTI_TOKEN_MODES = ("parallel", "left_to_right")
@@ -120,6 +124,7 @@ class Scorer:
         self._head = _PositionHead(model, self._forward)
         self._word_ids_cache: dict[tuple[str, str, str], tuple[int, ...]] = {}
         self._offsets = bool(getattr(tokenizer, "is_fast", False))
+        self._backend = _checked_backend(tokenizer)
 
     @property
     def device(self) -> torch.device:
@@ -127,19 +132,43 @@ class Scorer:
 
     # -- public -------------------------------------------------------------------------------
     def score(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> np.ndarray:
-        """Class log-scores ``[N, C]`` (not normalised across classes), batched, without gradients."""
+        """Class log-scores ``[N, C]`` (not normalised across classes), batched, without gradients.
+
+        With several processes (``accelerate launch``, ``torchrun``) each scores a contiguous slice and every
+        process gets all the rows back in input order: call it on every process with the same prompts."""
+        from ..distributed import gather_rows
+
+        prompts = list(prompts)
+        return gather_rows(len(prompts), lambda part: self._score(prompts[part], verbalizer))
+
+    def _score(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> np.ndarray:
         if self._linear_readout(prompts):
             return self.readout_log_probs(prompts)
+        check_distinct_label_words(self, prompts, verbalizer)  # once per verbalizer and mask context
         return aggregate_words(self.word_log_probs(prompts, _flat_words(verbalizer)), verbalizer)
 
-    def class_log_scores(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> torch.Tensor:
+    def class_log_scores(self, prompts: Sequence[Prompt], verbalizer: Verbalizer,
+                         rows: Sequence[Any] | None = None) -> torch.Tensor:
         """Class log-scores ``[N, C]`` of one batch as a tensor that gradients flow through (for training).
 
-        Multi-token words are scored in parallel (one pass); nothing is batched or detached here.
+        Multi-token words are scored in parallel (one pass); nothing is batched or detached here. ``rows``: the
+        prompts as :meth:`encode_rows` gave them (tokenized once for every training step), or None.
         """
         if self._linear_readout(prompts):
             return self.prompt_source.readout(self._batch_features(prompts), [_source_of(p) for p in prompts])
-        return aggregate_word_scores(self._batch_word_scores(prompts, _flat_words(verbalizer))[0], verbalizer)
+        words = _flat_words(verbalizer)
+        if rows is not None:  # checked by encode_rows
+            return aggregate_word_scores(self._run_batch(self._prepare_batch(rows, words, None), None)[0], verbalizer)
+        check_distinct_label_words(self, prompts, verbalizer)
+        return aggregate_word_scores(self._batch_word_scores(prompts, words)[0], verbalizer)
+
+    def encode_rows(self, prompts: Sequence[Prompt], verbalizer: Verbalizer) -> list[Any] | None:
+        """The prompts tokenized for :meth:`class_log_scores` (``rows=``), or None where that does not apply (a
+        linear readout); the prompt source must not change in between."""
+        if not prompts or self._linear_readout(prompts):
+            return None
+        check_distinct_label_words(self, prompts, verbalizer)
+        return self._encode_rows(prompts, _flat_words(verbalizer), list(range(len(prompts))), None)
 
     # -- continuous prompts ------------------------------------------------------------------------
     def _forward(self, **inputs: Any) -> Any:
@@ -181,32 +210,96 @@ class Scorer:
         raise NotImplementedError
 
     def word_log_probs(self, prompts: Sequence[Prompt], words: Sequence[str]) -> np.ndarray:
-        """log p(word | prompt) for every prompt and word, ``[N, W]``, batched, without gradients."""
+        """log p(word | prompt) for every prompt and word, ``[N, W]``, batched, without gradients.
+
+        The host work (tokenizing, padding, index arrays) runs in a background thread a few batches ahead of the
+        model, so an accelerator never waits for it; the scores stay on the device until the end (one copy back).
+        Prompts are tokenized once, in windows of :attr:`SORT_WINDOW` batches, and sorted by token length within
+        a window to cut padding (and grouped by shared context first, which a causal LM reuses).
+        """
         result = np.zeros((len(prompts), len(words)), dtype=np.float64)
-        # Similar lengths together (and prompts with the same shared context, which a causal LM reuses).
-        order = self._length_order(prompts, group=self._context_text)
-        with torch.inference_mode(), self._reusing_contexts(prompts):
-            for chunk in self._batches(order, "scoring"):
-                scores, details = self._batch_word_scores([prompts[i] for i in chunk], words, chunk)
-                result[chunk] = scores.double().cpu().numpy()
-                self._refine(chunk, details, result)
+        pending: list[tuple[list[int], torch.Tensor]] = []
+        with torch.inference_mode(), self._reusing_contexts(prompts) as call:
+            for chunk, prepared in self._prepared_batches(prompts, words, "scoring", call):
+                scores, details = self._run_batch(prepared, call)
+                if self._needs_refine(details):  # left-to-right decoding: more passes, decided on the host
+                    result[chunk] = scores.double().cpu().numpy()
+                    self._refine(chunk, details, result)
+                else:
+                    pending.append((chunk, scores))
+            if pending:
+                rows = np.fromiter(itertools.chain.from_iterable(c for c, _ in pending), dtype=np.int64)
+                result[rows] = torch.cat([v for _, v in pending]).double().cpu().numpy()
         return result
+
+    SORT_WINDOW = 16  # batches tokenized and sorted by length together
+
+    def _prepared_batches(self, prompts: Sequence[Prompt], words: Sequence[str], desc: str,
+                          call: Any) -> Iterator[tuple[list[int], Any]]:
+        """``(prompt indices, prepared batch)`` for every batch, prepared ahead in a background thread."""
+        order = self._group_order(prompts)
+        window = self.batch_size * self.SORT_WINDOW
+
+        def produce() -> Iterator[tuple[list[int], Any]]:
+            for start in range(0, len(order), window):
+                part = order[start:start + window]
+                rows = self._encode_rows([prompts[i] for i in part], words, part, call)
+                by_length = sorted(range(len(part)), key=lambda k: -rows[k].length)  # stable: ties keep order
+                for b in range(0, len(by_length), self.batch_size):
+                    picked = by_length[b:b + self.batch_size]
+                    yield [part[k] for k in picked], self._prepare_batch([rows[k] for k in picked], words, call)
+
+        show = self._show_progress()
+        with tqdm(total=len(order), desc=desc, disable=not show, unit="ex") as bar:
+            for chunk, prepared in _prefetch(produce(), ahead=len(order) > self.batch_size):
+                yield chunk, prepared
+                bar.update(len(chunk))
+
+    def _group_order(self, prompts: Sequence[Prompt]) -> list[int]:
+        """Prompt indices in scoring order before length sorting: input order (causal LMs: by shared context)."""
+        return list(range(len(prompts)))
+
+    def _show_progress(self) -> bool:
+        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        if show:
+            from ..distributed import is_main_process
+
+            show = is_main_process()  # several processes: one progress bar (the main process's share)
+        return show
 
     def _batch_word_scores(self, prompts: Sequence[Prompt], words: Sequence[str],
                            indices: Sequence[int] | None = None) -> tuple[torch.Tensor, Any]:
-        """Word log-probabilities ``[len(prompts), W]`` of one batch, and details for :meth:`_refine`.
+        """Word log-probabilities ``[len(prompts), W]`` of one batch (gradients flow when enabled), and details
+        for :meth:`_refine`. ``indices`` are the prompts' positions in the caller's data, for error messages."""
+        indices = list(indices) if indices is not None else list(range(len(prompts)))
+        rows = self._encode_rows(prompts, words, indices, None)
+        return self._run_batch(self._prepare_batch(rows, words, None), None)
 
-        ``indices`` are the prompts' positions in the caller's data, for error messages.
-        """
+    # The three steps of scoring a batch: the first two are host work (a background thread may run them).
+    def _encode_rows(self, prompts: Sequence[Prompt], words: Sequence[str], indices: Sequence[int],
+                     call: Any) -> list[Any]:
+        """Tokenize prompts (one batched call): one row object per prompt, with a ``length`` for sorting."""
         raise NotImplementedError
+
+    def _prepare_batch(self, rows: Sequence[Any], words: Sequence[str], call: Any) -> Any:
+        """Padded tensors (pinned when the model is on a GPU) and index arrays for a batch of encoded rows."""
+        raise NotImplementedError
+
+    def _run_batch(self, prepared: Any, call: Any) -> tuple[torch.Tensor, Any]:
+        """The model's part: word log-probabilities ``[B, W]`` on the device, and details for :meth:`_refine`."""
+        raise NotImplementedError
+
+    def _needs_refine(self, details: Any) -> bool:
+        return False
 
     def _refine(self, chunk: list[int], details: Any, result: np.ndarray) -> None:
         """Hook for decoding that needs more passes (left-to-right multi-token words)."""
 
     @contextmanager
-    def _reusing_contexts(self, prompts: Sequence[Prompt]) -> Iterator[None]:
-        """Hook: while scoring ``prompts``, reuse the computation of the contexts they share (causal LMs)."""
-        yield
+    def _reusing_contexts(self, prompts: Sequence[Prompt]) -> Iterator[Any]:
+        """Hook: while scoring ``prompts``, reuse the computation of the contexts they share (causal LMs); yields
+        the call's own state (never kept on the scorer, so several threads may score at once)."""
+        yield None
 
     def _context_text(self, prompt: Prompt) -> str:
         """The text of the prompt's shared context (its first ``prompt.context`` segments); "" when none."""
@@ -264,7 +357,12 @@ class Scorer:
         return pieces
 
     def _clean_field(self, text: str) -> str:
-        return text
+        """Example text as the model may read it: special-token strings (``[SEP]``, ``<|im_start|>``, ...) are
+        broken so they stay plain text and cannot act as control tokens (:mod:`.guards`)."""
+        breaker = self.__dict__.get("_special_breaker")
+        if breaker is None:  # built once per scorer (racing threads build the same function)
+            breaker = self._special_breaker = special_token_breaker(self.tokenizer)
+        return breaker(text)
 
     def _encode(self, rows: Sequence[list[_Piece]], budgets: Sequence[int], add_special_tokens: bool,
                 describe: Sequence[str]) -> list[list[int]]:
@@ -273,11 +371,16 @@ class Scorer:
             return [self._encode_prompted(list(pieces), budgets[i], add_special_tokens, describe[i])
                     for i, pieces in enumerate(rows)]
         texts = ["".join(p.text for p in pieces) for pieces in rows]
-        encoded = self.tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
-        out = [list(ids) for ids in encoded]
+        return self._encode_texts(texts, lambda i: list(rows[i]), budgets, add_special_tokens, describe)
+
+    def _encode_texts(self, texts: Sequence[str], pieces: Any, budgets: Sequence[int], add_special_tokens: bool,
+                      describe: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text (one batched call); a row over its budget is shortened from ``pieces(i)``, the
+        row's pieces (made only for such rows)."""
+        out = self._tokenize(texts, add_special_tokens)
         for i, ids in enumerate(out):
             if len(ids) > budgets[i]:
-                out[i] = self._truncate(list(rows[i]), budgets[i], add_special_tokens, describe[i])
+                out[i] = self._truncate(pieces(i), budgets[i], add_special_tokens, describe[i])
         return out
 
     def _truncate(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str,
@@ -395,7 +498,7 @@ class Scorer:
             else:
                 text += piece.text
         runs.append(text)
-        encoded = self.tokenizer(runs, add_special_tokens=False)["input_ids"]
+        encoded = self._tokenize(runs, False)
         body: list[int] = list(encoded[0])
         for slot, run in zip(slots, encoded[1:]):
             body += [soft_id(slot.source, slot.slot + j) for j in range(slot.soft)] + list(run)
@@ -425,8 +528,7 @@ class Scorer:
         token lengths pad ~15 % fewer tokens than batches sorted by characters."""
         if not prompts:
             return []
-        encoded = self.tokenizer([p.text for p in prompts], add_special_tokens=False, verbose=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        return [len(ids) for ids in self._tokenize([p.text for p in prompts], False)]
 
     def _length_order(self, prompts: Sequence[Prompt], group: Any = None) -> list[int]:
         """Prompt indices, longest first (see :meth:`_token_lengths`); with ``group`` (prompt -> key), prompts
@@ -436,8 +538,16 @@ class Scorer:
             return sorted(range(len(prompts)), key=lambda i: -lengths[i])
         return sorted(range(len(prompts)), key=lambda i: (group(prompts[i]), -lengths[i]))
 
+    def _tokenize(self, texts: Sequence[str], add_special_tokens: bool) -> list[list[int]]:
+        """Token ids of each text, one batched call (the Rust tokenizer directly when it gives the same ids)."""
+        backend = self._backend
+        if backend is not None and backend.truncation is None and backend.padding is None:
+            return [encoding.ids for encoding in _encode_batch(backend, list(texts), add_special_tokens)]
+        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=add_special_tokens,
+                                                    verbose=False)["input_ids"]]
+
     def _batches(self, order: Sequence[int], desc: str) -> Iterator[list[int]]:
-        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
+        show = self._show_progress()
         with tqdm(total=len(order), desc=desc, disable=not show, unit="ex") as bar:
             for start in range(0, len(order), self.batch_size):
                 chunk = list(order[start:start + self.batch_size])
@@ -445,14 +555,28 @@ class Scorer:
                 bar.update(len(chunk))
 
     def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(r) for r in rows)
+        """Right-padded ids and attention mask ``[len(rows), longest]`` on the model's device."""
+        ids, mask = self._pad_host(rows)
+        return self._to_device(ids), self._to_device(mask)
+
+    def _pad_host(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_pad` on the host (pinned for a fast copy when the model is on a GPU); no Python loop per row."""
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, :len(row)] = 1
-        return ids.to(self.device), mask.to(self.device)
+        keep = np.arange(int(lengths.max()) if len(rows) else 0) < lengths[:, None]
+        ids = np.full(keep.shape, pad, dtype=np.int64)
+        ids[keep] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+        return self._pinned(torch.from_numpy(ids)), self._pinned(torch.from_numpy(keep.astype(np.int64)))
+
+    def _pinned(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.pin_memory() if self.device.type == "cuda" else tensor
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, non_blocking=True)
+
+    def _indices(self, values: Any) -> torch.Tensor:
+        """Integer indices from the host on the device, without waiting for the device (a pinned copy)."""
+        return self._to_device(self._pinned(torch.as_tensor(values, dtype=torch.long)))
 
     def _log_probs_at(self, inputs: dict[str, Any], rows: Sequence[int] | torch.Tensor,
                       cols: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, Any]:
@@ -460,6 +584,71 @@ class Scorer:
         col_t = torch.as_tensor(cols, dtype=torch.long, device=self.device)
         logits, output = self._head.logits(inputs, row_t, col_t)
         return torch.log_softmax(logits.float(), dim=-1), output
+
+
+def _checked_backend(tokenizer: Any) -> Any:
+    """The fast tokenizer's Rust backend when calling it directly gives the ids the tokenizer gives (checked
+    on a few probe texts, special tokens included), else None (the tokenizer is called as usual)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if backend is None or not hasattr(backend, "encode_batch"):
+        return None
+    specials = " ".join(t for t in (tokenizer.mask_token, tokenizer.sep_token, tokenizer.eos_token) if t)
+    probes = ["Hello world.", f"It was {specials} great!", "  two  spaces, naïve café 123", ""]
+    try:
+        for add in (True, False):
+            expected = [list(ids) for ids in tokenizer(probes, add_special_tokens=add, verbose=False)["input_ids"]]
+            if [e.ids for e in _encode_batch(backend, probes, add)] != expected:
+                return None
+    except Exception:  # any tokenizer that does not behave like a plain fast tokenizer
+        return None
+    return backend
+
+
+def _encode_batch(backend: Any, texts: list[str], add_special_tokens: bool) -> list[Any]:
+    fast = getattr(backend, "encode_batch_fast", None)  # tokenizers >= 0.21: no offsets computed
+    return (fast or backend.encode_batch)(texts, add_special_tokens=add_special_tokens)
+
+
+def _prefetch(items: Iterable[Any], ahead: bool = True, depth: int = 3) -> Iterator[Any]:
+    """Iterate ``items`` in a background thread, up to ``depth`` items ahead of the consumer (host work overlaps
+    the model's); an exception there is raised here. ``ahead=False``: plain iteration (one small batch)."""
+    if not ahead:
+        yield from items
+        return
+    channel: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(message: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(message, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("done", None))
+        except BaseException as exc:  # handed to the consumer
+            put(("error", exc))
+
+    worker = threading.Thread(target=work, name="promptlearn-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = channel.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _vocabulary_size(model: Any) -> int:

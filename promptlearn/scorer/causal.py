@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import copy
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
 
+from .. import compat
 from ..errors import ConfigError, TemplateError
 from ..template import Prompt
 from .base import AFTER_MASK_MODES, Scorer, _fill_rows, _Piece, _vocabulary_size
+
+
+@dataclass
+class _CallState:
+    """One scoring call's shared contexts: those used by more than one prompt, and their cached keys/values."""
+
+    shared: set[str]
+    store: OrderedDict[str, tuple[list[int], Any]]
+
+
+@dataclass
+class _CausalRow:
+    """An encoded example: the ids before the mask, each word's continuation ids, its shared context (or None)."""
+
+    prefix: list[int]
+    continuations: list[tuple[int, ...]]
+    context: str | None
+
+    @property
+    def length(self) -> int:
+        return len(self.prefix)
 
 
 class CausalLMScorer(Scorer):
@@ -30,9 +54,8 @@ class CausalLMScorer(Scorer):
         self._start_token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         # Reuse the key-value cache of a context (demonstrations) shared by several prompts of one scoring call.
         self.prefix_cache = prefix_cache
-        self._shared: set[str] = set()
-        self._store: OrderedDict[str, tuple[list[int], Any]] | None = None
         self._context_ids_cache: OrderedDict[str, list[int]] = OrderedDict()
+        self._context_lock = threading.Lock()
         # How often a context was computed, and how many prompts were scored on a reused one (for tests and timing).
         self.context_stats = {"computed": 0, "reused_rows": 0}
 
@@ -75,26 +98,29 @@ class CausalLMScorer(Scorer):
 
     # -- shared contexts (demonstrations before the example) ------------------------------------
     @contextmanager
-    def _reusing_contexts(self, prompts: Sequence[Prompt]) -> Iterator[None]:
+    def _reusing_contexts(self, prompts: Sequence[Prompt]) -> Iterator[_CallState | None]:
         if not self.prefix_cache or self.prompt_source is not None:  # continuous prompts: no context reuse
-            yield
+            yield None
             return
         counts = Counter(self._context_text(p) for p in prompts if p.context)
-        self._shared = {text for text, count in counts.items() if count > 1}
-        self._store = OrderedDict()
-        try:
-            yield
-        finally:
-            self._shared, self._store = set(), None
+        yield _CallState({text for text, count in counts.items() if count > 1}, OrderedDict())
+
+    def _group_order(self, prompts: Sequence[Prompt]) -> list[int]:
+        if not any(p.context for p in prompts):
+            return list(range(len(prompts)))
+        keys = [self._context_text(p) for p in prompts]  # prompts sharing a context together (stable)
+        return sorted(range(len(prompts)), key=keys.__getitem__)
 
     def _context_ids(self, text: str) -> list[int]:
         """Token ids of a shared context, tokenized on its own (with the tokenizer's special tokens, e.g. BOS)."""
-        ids = self._context_ids_cache.get(text)
+        with self._context_lock:
+            ids = self._context_ids_cache.get(text)
         if ids is None:
-            ids = list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
-            self._context_ids_cache[text] = ids
-            if len(self._context_ids_cache) > 64:
-                self._context_ids_cache.popitem(last=False)
+            ids = self._tokenize([text], True)[0]
+            with self._context_lock:
+                self._context_ids_cache[text] = ids
+                if len(self._context_ids_cache) > 64:
+                    self._context_ids_cache.popitem(last=False)
         return ids
 
     def _prefix_ids(self, prompts: Sequence[Prompt], budgets: Sequence[int],
@@ -112,7 +138,7 @@ class CausalLMScorer(Scorer):
             if prompt.context and self.prompt_source is None:  # continuous prompts: tokenized as one text
                 context = self._context_ids(self._context_text(prompt))
                 rest_text = "".join(p.text for p in self._prefix_pieces(prompt, prompt.context))
-                rest = list(self.tokenizer(rest_text, add_special_tokens=False)["input_ids"]) if rest_text else []
+                rest = self._tokenize([rest_text], False)[0] if rest_text else []
                 if len(context) + len(rest) <= budgets[i]:
                     out[i], contexts[i] = context + rest, len(context)
                     continue
@@ -124,57 +150,63 @@ class CausalLMScorer(Scorer):
                 out[i] = ids
         return out, contexts  # type: ignore[return-value]
 
-    def _context_cache(self, text: str) -> tuple[list[int], Any]:
+    def _context_cache(self, text: str, call: _CallState) -> tuple[list[int], Any]:
         """The ids of a shared context and its key-value cache (batch of one), computed once per scoring call."""
-        assert self._store is not None
-        if text in self._store:
-            self._store.move_to_end(text)
-            return self._store[text]
+        if text in call.store:
+            call.store.move_to_end(text)
+            return call.store[text]
         ids = self._context_ids(text)
         row = torch.as_tensor([ids], dtype=torch.long, device=self.device)
         inputs = {"input_ids": row, "attention_mask": torch.ones_like(row), "use_cache": True}
         _, output = self._log_probs_at(inputs, [0], [len(ids) - 1])
-        self._store[text] = (ids, output.cache)
+        call.store[text] = (ids, compat.output_cache(output))
         self.context_stats["computed"] += 1
-        if len(self._store) > self._CONTEXTS_KEPT:
-            self._store.popitem(last=False)
-        return self._store[text]
+        if len(call.store) > self._CONTEXTS_KEPT:
+            call.store.popitem(last=False)
+        return call.store[text]
 
-    def _batch_word_scores(self, prompts: Sequence[Prompt], words: Sequence[str],
-                           indices: Sequence[int] | None = None) -> tuple[torch.Tensor, Any]:
-        n = len(prompts)
+    def _encode_rows(self, prompts: Sequence[Prompt], words: Sequence[str], indices: Sequence[int],
+                     call: _CallState | None) -> list[_CausalRow]:
         continuations = [self._continuations(prompt, words) for prompt in prompts]
         budgets = [self.max_length - max(len(c) for c in conts) + 1 for conts in continuations]
-        prefixes, contexts = self._prefix_ids(prompts, budgets,
-                                              [f"example {i}" for i in (indices if indices is not None else range(n))])
-        for i, ids in enumerate(prefixes):
+        prefixes, contexts = self._prefix_ids(prompts, budgets, [f"example {i}" for i in indices])
+        rows = []
+        for prompt, ids, conts, context in zip(prompts, prefixes, continuations, contexts):
             if not ids:
                 if self._start_token is None:
                     raise TemplateError("a causal LM needs text before [MASK], and this tokenizer has no BOS/EOS "
                                         "token to start from; put the mask at the end of the template")
-                prefixes[i] = [self._start_token]
-        groups: dict[str, list[int]] = {}
-        if self._store is not None and not torch.is_grad_enabled():  # inference: reuse shared contexts
-            for i, prompt in enumerate(prompts):
-                if contexts[i] and len(prefixes[i]) > contexts[i]:
-                    text = self._context_text(prompt)
-                    if text in self._shared:
-                        groups.setdefault(text, []).append(i)
-        if not groups:
-            return self._prefix_scores(prefixes, continuations, None), None
-        grouped = {i for rows in groups.values() for i in rows}
-        parts = [([i for i in range(n) if i not in grouped], None)] + [(rows, text) for text, rows in groups.items()]
+                ids = [self._start_token]
+            shared = None
+            if call is not None and context and len(ids) > context:  # may reuse the context's cache
+                text = self._context_text(prompt)
+                shared = text if text in call.shared else None
+            rows.append(_CausalRow(ids, conts, shared))
+        return rows
+
+    def _prepare_batch(self, rows: Sequence[_CausalRow], words: Sequence[str],
+                       call: _CallState | None) -> Sequence[_CausalRow]:
+        return rows
+
+    def _run_batch(self, rows: Sequence[_CausalRow], call: _CallState | None) -> tuple[torch.Tensor, Any]:
+        n, n_words = len(rows), len(rows[0].continuations)
+        groups: dict[str | None, list[int]] = {}
+        reuse = call is not None and not torch.is_grad_enabled()  # inference: reuse shared contexts
+        for i, row in enumerate(rows):
+            groups.setdefault(row.context if reuse else None, []).append(i)
+        if list(groups) == [None]:
+            return self._prefix_scores([r.prefix for r in rows], [r.continuations for r in rows], None, call), None
         scores = None
-        for rows, text in parts:
-            if rows:
-                values = self._prefix_scores([prefixes[i] for i in rows], [continuations[i] for i in rows], text)
-                if scores is None:
-                    scores = values.new_zeros((n, len(words)))
-                scores[torch.as_tensor(rows, device=values.device)] = values
+        for text, members in groups.items():
+            values = self._prefix_scores([rows[i].prefix for i in members], [rows[i].continuations for i in members],
+                                         text, call)
+            if scores is None:
+                scores = values.new_zeros((n, n_words))
+            scores[torch.as_tensor(members, device=values.device)] = values
         return scores, None
 
     def _prefix_scores(self, prefixes: list[list[int]], continuations: list[list[tuple[int, ...]]],
-                       context: str | None) -> torch.Tensor:
+                       context: str | None, call: _CallState | None) -> torch.Tensor:
         """Word log-probabilities ``[len(prefixes), W]`` after each prefix; with ``context``, every prefix starts
         with that shared context, whose cached keys and values are reused instead of being recomputed."""
         n, n_words = len(prefixes), len(continuations[0])
@@ -183,20 +215,22 @@ class CausalLMScorer(Scorer):
         if context is None:
             ids, attention = self._pad(prefixes)
             inputs = {"input_ids": ids, "attention_mask": attention, "use_cache": bool(multi)}
-            log_probs, output = self._log_probs_at(inputs, list(range(n)), [length - 1 for length in lengths])
+            log_probs, output = self._log_probs_at(inputs, self._indices(range(n)),
+                                                   self._indices([length - 1 for length in lengths]))
         else:
-            context_ids, context_cache = self._context_cache(context)
+            context_ids, context_cache = self._context_cache(context, call)  # type: ignore[arg-type]
             width = len(context_ids)
             ids, rest_mask = self._pad([p[width:] for p in prefixes])
             attention = torch.cat([rest_mask.new_ones((n, width)), rest_mask], dim=1)
             cache = copy.deepcopy(context_cache)  # the model extends the cache it is given
             cache.batch_repeat_interleave(n)
             positions = (width + torch.arange(ids.shape[1], device=ids.device)).unsqueeze(0).repeat(n, 1)
-            inputs = {"input_ids": ids, "attention_mask": attention, "position_ids": positions, "cache": cache,
-                      "use_cache": True}
-            log_probs, output = self._log_probs_at(inputs, list(range(n)), [length - 1 - width for length in lengths])
+            inputs = {"input_ids": ids, "attention_mask": attention, "position_ids": positions,
+                      compat.CACHE_NAME: cache, "use_cache": True}
+            log_probs, output = self._log_probs_at(inputs, self._indices(range(n)),
+                                                   self._indices([length - 1 - width for length in lengths]))
             self.context_stats["reused_rows"] += n
-        first = torch.as_tensor([[c[0] for c in conts] for conts in continuations], device=log_probs.device)
+        first = self._indices([[c[0] for c in conts] for conts in continuations])
         scores = log_probs.gather(1, first)
         if multi:
             # Training (gradients on) scores every continuation in one pass; inference in chunks.
@@ -204,7 +238,7 @@ class CausalLMScorer(Scorer):
             parts = [multi[k:k + size] for k in range(0, len(multi), size)]
             flat = scores.flatten()
             for k, part in enumerate(parts):
-                values = self._continuation_scores(part, lengths, attention, output.cache, continuations,
+                values = self._continuation_scores(part, lengths, attention, compat.output_cache(output), continuations,
                                                    copy_cache=k < len(parts) - 1)
                 index = torch.as_tensor([r * n_words + w for r, w in part], device=flat.device)
                 flat = flat.index_add(0, index, values)
@@ -222,7 +256,7 @@ class CausalLMScorer(Scorer):
         cont_ids, cont_mask = self._pad(fed)
         positions = torch.stack([lengths[r] + torch.arange(cont_ids.shape[1]) for r, _ in part]).to(self.device)
         inputs = {"input_ids": cont_ids, "attention_mask": torch.cat([attention[select], cont_mask], dim=1),
-                  "position_ids": positions, "cache": cache, "use_cache": True}
+                  "position_ids": positions, compat.CACHE_NAME: cache, "use_cache": True}
         rows = [k for k, tokens in enumerate(fed) for _ in tokens]
         cols = [j for tokens in fed for j in range(len(tokens))]
         log_probs, _ = self._log_probs_at(inputs, rows, cols)

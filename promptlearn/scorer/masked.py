@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,18 @@ from ..template import Prompt
 from .base import MULTI_TOKEN_MODES, Scorer, _fill_rows, _Piece, _vocabulary_size
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _MaskedRow:
+    """An encoded example: its label words' token ids, and its input ids per number of masks."""
+
+    word_ids: tuple[tuple[int, ...], ...]
+    inputs: dict[int, list[int]]
+
+    @property
+    def length(self) -> int:
+        return max(len(ids) for ids in self.inputs.values())
 
 
 class MaskedLMScorer(Scorer):
@@ -29,63 +42,117 @@ class MaskedLMScorer(Scorer):
             raise VerbalizerError("the tokenizer has no mask token; use a masked LM or the causal scorer")
         self.multi_token = multi_token
         self._length_checked: set[tuple[str, ...]] = set()
+        self._mask_token, self._mask_id = tokenizer.mask_token, tokenizer.mask_token_id  # read per example
 
     def _clean_field(self, text: str) -> str:
-        # A literal mask token inside the example's text would become a second mask: neutralise it.
-        return text.replace(self.tokenizer.mask_token, " ")
+        # A literal mask token inside the example's text would become a second mask: neutralise it (and the other
+        # special tokens, as every scorer does).
+        return super()._clean_field(text.replace(self._mask_token, " "))
 
     def _rows(self, prompts: Sequence[Prompt], jobs: Sequence[tuple[int, int]],
               indices: Sequence[int] | None = None) -> list[list[int]]:
-        rows, budgets, describe = [], [], []
-        mask = self.tokenizer.mask_token
-        for p, m in jobs:
+        mask = self._mask_token
+        describe = [f"example {indices[p] if indices is not None else p}" for p, _ in jobs]
+        budgets = [self.max_length] * len(jobs)
+
+        def pieces(p: int, m: int) -> list[_Piece]:
             prompt = prompts[p]
             index = prompt.mask_index()
-            pieces = (self._pieces(prompt.segments[:index], prompt) + [_Piece(mask * m)]
-                      + self._pieces(prompt.segments[index + 1:], prompt))
-            rows.append(pieces)
-            budgets.append(self.max_length)
-            describe.append(f"example {indices[p] if indices is not None else p}")
-        encoded = self._encode(rows, budgets, True, describe)
+            return (self._pieces(prompt.segments[:index], prompt) + [_Piece(mask * m)]
+                    + self._pieces(prompt.segments[index + 1:], prompt))
+
+        if self.prompt_source is not None:  # soft slots / named prompts: tokenized piece by piece
+            encoded = self._encode([pieces(p, m) for p, m in jobs], budgets, True, describe)
+        else:  # the row's text straight from its segments; pieces only for a row that must be shortened
+            clean = self._clean_field
+
+            def text(prompt: Prompt, m: int) -> str:
+                parts = []
+                for segment in prompt.segments:
+                    if segment.kind == "soft":
+                        self._pieces([segment], prompt)  # raises: a soft slot needs a continuous prompt source
+                    parts.append(mask * m if segment.kind == "mask" else
+                                 clean(segment.text) if segment.kind == "field" else segment.text)
+                return "".join(parts)
+
+            texts = [text(prompts[p], m) for p, m in jobs]
+            encoded = self._encode_texts(texts, lambda j: pieces(*jobs[j]), budgets, True, describe)
         for (p, m), ids in zip(jobs, encoded):
-            found = ids.count(self.tokenizer.mask_token_id)
+            found = ids.count(self._mask_id)
             if found != m:
                 raise TemplateError(f"example {indices[p] if indices is not None else p}: expected {m} mask token(s) "
                                     f"after tokenisation, found {found}")
         return encoded
 
-    def _batch_word_scores(self, prompts: Sequence[Prompt], words: Sequence[str],
-                           indices: Sequence[int] | None = None) -> tuple[torch.Tensor, Any]:
-        n_words = len(words)
-        ids_per_prompt = []
-        for prompt in prompts:
-            anchor, separator = self.mask_context(prompt)
-            ids_per_prompt.append([self.word_ids(w, anchor, separator) for w in words])
-        if prompts:
-            self._warn_uneven_lengths(words, ids_per_prompt[0])
-        # One input row per (example, number of masks): every word of that token length reads it.
-        jobs = sorted({(p, len(ids)) for p, word_ids in enumerate(ids_per_prompt) for ids in word_ids})
+    def _encode_rows(self, prompts: Sequence[Prompt], words: Sequence[str], indices: Sequence[int],
+                     call: Any) -> list[_MaskedRow]:
+        """One input row per (example, number of masks): every word of that token length reads it."""
+        per_context: dict[tuple[str, str], tuple[tuple[int, ...], ...]] = {}
+        word_ids, jobs = [], []
+        for p, prompt in enumerate(prompts):
+            context = self.mask_context(prompt)
+            ids = per_context.get(context)
+            if ids is None:
+                ids = per_context[context] = tuple(self.word_ids(w, *context) for w in words)
+                self._warn_uneven_lengths(words, ids)
+            word_ids.append(ids)
+            jobs.extend((p, m) for m in sorted({len(t) for t in ids}))
         encoded = self._rows(prompts, jobs, indices)
-        ids, attention = self._pad(encoded)
-        at_mask = ids == self.tokenizer.mask_token_id
-        rows, cols = at_mask.nonzero(as_tuple=True)  # row-major: each row's masks left to right
-        log_probs, _ = self._log_probs_at({"input_ids": ids, "attention_mask": attention}, rows, cols)
-        offsets = np.concatenate([[0], np.cumsum(at_mask.sum(dim=1).cpu().numpy())])
-        row_of = {job: r for r, job in enumerate(jobs)}
-        flat_rows, flat_tokens, pair_of_token, spans = [], [], [], {}
-        for p, word_ids in enumerate(ids_per_prompt):
-            for w, tokens in enumerate(word_ids):
-                start = offsets[row_of[(p, len(tokens))]]
-                spans[(p, w)] = (len(flat_rows), row_of[(p, len(tokens))])
+        rows = [_MaskedRow(ids, {}) for ids in word_ids]
+        for (p, m), ids in zip(jobs, encoded):
+            rows[p].inputs[m] = ids
+        return rows
+
+    def _prepare_batch(self, rows: Sequence[_MaskedRow], words: Sequence[str], call: Any) -> dict[str, Any]:
+        mask_id = self._mask_id
+        encoded = [ids for row in rows for ids in row.inputs.values()]
+        ids, attention = self._pad_host(encoded)
+        at_mask = (ids == mask_id).numpy()
+        if all(len(row.inputs) == 1 and 1 in row.inputs for row in rows):  # single-token words: one mask a row
+            cols = at_mask.argmax(axis=1)
+            words_at = np.array([[t[0] for t in row.word_ids] for row in rows], dtype=np.int64)
+            return {"ids": ids, "attention": attention, "rows": self._pinned(torch.arange(len(rows))),
+                    "cols": self._pinned(torch.from_numpy(cols)), "words": self._pinned(torch.from_numpy(words_at)),
+                    "n": len(rows)}
+        mask_rows, mask_cols = np.nonzero(at_mask)  # row-major: each row's masks left to right
+        offsets = np.concatenate([[0], np.cumsum(at_mask.sum(axis=1))])
+        n_words = len(words)
+        flat_rows, flat_tokens, pair_of_token, spans, encoded_rows = [], [], [], {}, {}
+        r = 0
+        for p, row in enumerate(rows):
+            row_of = {}
+            for m in row.inputs:
+                row_of[m] = r
+                encoded_rows[r] = row.inputs[m]
+                r += 1
+            for w, tokens in enumerate(row.word_ids):
+                start = offsets[row_of[len(tokens)]]
+                spans[(p, w)] = (len(flat_rows), row_of[len(tokens)])
                 flat_rows.extend(range(start, start + len(tokens)))
                 flat_tokens.extend(tokens)
                 pair_of_token.extend([p * n_words + w] * len(tokens))
-        token_lp = log_probs[torch.as_tensor(flat_rows, device=log_probs.device),
-                             torch.as_tensor(flat_tokens, device=log_probs.device)]
-        scores = torch.zeros(len(prompts) * n_words, dtype=token_lp.dtype, device=token_lp.device).index_add(
-            0, torch.as_tensor(pair_of_token, device=token_lp.device), token_lp)
-        details = (ids_per_prompt, spans, token_lp, encoded)
-        return scores.view(len(prompts), n_words), details
+        as_tensor = lambda values: self._pinned(torch.as_tensor(values, dtype=torch.long))  # noqa: E731
+        return {"ids": ids, "attention": attention, "rows": as_tensor(mask_rows), "cols": as_tensor(mask_cols),
+                "flat_rows": as_tensor(flat_rows), "flat_tokens": as_tensor(flat_tokens),
+                "pairs": as_tensor(pair_of_token), "n": len(rows), "n_words": n_words,
+                "details": ([row.word_ids for row in rows], spans, encoded_rows)}
+
+    def _run_batch(self, prepared: dict[str, Any], call: Any) -> tuple[torch.Tensor, Any]:
+        device = self._to_device
+        inputs = {"input_ids": device(prepared["ids"]), "attention_mask": device(prepared["attention"])}
+        rows, cols = device(prepared["rows"]), device(prepared["cols"])
+        log_probs, _ = self._log_probs_at(inputs, rows, cols)
+        if "words" in prepared:
+            return log_probs.gather(1, device(prepared["words"])), None
+        token_lp = log_probs[device(prepared["flat_rows"]), device(prepared["flat_tokens"])]
+        n, n_words = prepared["n"], prepared["n_words"]
+        scores = torch.zeros(n * n_words, dtype=token_lp.dtype, device=token_lp.device).index_add(
+            0, device(prepared["pairs"]), token_lp)
+        word_ids, spans, encoded = prepared["details"]
+        return scores.view(n, n_words), (word_ids, spans, token_lp, encoded)
+
+    def _needs_refine(self, details: Any) -> bool:
+        return self.multi_token == "left_to_right" and details is not None
 
     def _warn_uneven_lengths(self, words: Sequence[str], word_ids: Sequence[tuple[int, ...]]) -> None:
         """Warn once per word list when its words tokenise to different lengths: a word's score is the sum of
@@ -93,7 +160,7 @@ class MaskedLMScorer(Scorer):
         key = tuple(words)
         if key in self._length_checked:
             return
-        self._length_checked.add(key)
+        self._length_checked.add(key)  # a set: adding from several threads at once is safe
         lengths = [len(ids) for ids in word_ids]
         if len(set(lengths)) > 1:
             long = ", ".join(f"{w!r} ({n} tokens)" for w, n in zip(words, lengths) if n > min(lengths))

@@ -1,0 +1,8 @@
+"""``python -m promptlearn``: the ``promptlearn`` command (also ``accelerate launch -m promptlearn train ...``)."""
+
+import sys
+
+from promptlearn.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

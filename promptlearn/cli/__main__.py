@@ -1,0 +1,8 @@
+"""``python -m promptlearn.cli``: the ``promptlearn`` command, as ``python -m promptlearn``."""
+
+import sys
+
+from promptlearn.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
