@@ -2,7 +2,8 @@
 
 Three ratios, each measured against the bare model in the same run:
 
-* **host overhead** (always on the CPU): a 1-layer, hidden-32 BERT whose forward costs next to nothing, batch 64,
+* **host overhead** (always on the CPU, one torch and one tokenizer thread): a 1-layer, hidden-32 BERT whose
+  forward costs next to nothing, batch 64,
   4,096 prompts: ``(predict_proba time - bare forward time) / tokenizer time`` — the per-example Python work
   outside the model, in units of what the fast tokenizer alone needs for the same prompts (batched, batch 64).
 * **scoring**: ``predict_proba`` against the bare batched forward over the same prompts (pre-tokenized, sorted by
@@ -23,6 +24,7 @@ line), else a generated corpus.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -125,7 +127,9 @@ def _model(name: str, texts: list[str], folder: Path) -> tuple[Any, Any, str]:
                  "bert-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                                     intermediate_size=4096),
                  "tiny-bert": dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)}
-        config = BertConfig(vocab_size=30522, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+        # the tiny model (host overhead) has only the tokenizer's vocabulary, so that its forward costs next to nothing
+        vocab = len(tokenizer) if name == "tiny-bert" else 30522
+        config = BertConfig(vocab_size=vocab, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
                             **sizes[name])
         return BertForMaskedLM(config).eval(), tokenizer, "masked"
     tokenizer = _byte_bpe(texts, folder / name)
@@ -182,8 +186,9 @@ def _bare_scores(backbone: Any, head: Any, batch: dict, word_ids: torch.Tensor) 
 # -- the three measurements ----------------------------------------------------------------------------------
 def host_overhead(texts: list[str], folder: Path, repeats: int) -> dict[str, Any]:
     """On the CPU, one thread, a model whose forward costs next to nothing: the host work per example."""
-    threads = torch.get_num_threads()
+    threads, parallel = torch.get_num_threads(), os.environ.get("TOKENIZERS_PARALLELISM")
     torch.set_num_threads(1)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one tokenizer thread too: host work in single-core units
     try:
         prompts = _cycle(texts, N_PROMPTS, seed=1)
         model, tokenizer, kind = _model("tiny-bert", texts, folder)
@@ -210,6 +215,10 @@ def host_overhead(texts: list[str], folder: Path, repeats: int) -> dict[str, Any
         ours_s = _best(lambda: clf.predict_proba(prompts), repeats, nothing)
     finally:
         torch.set_num_threads(threads)
+        if parallel is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = parallel
     n = len(prompts)
     return {"n": n, "batch_size": SCORE_BATCH, "tokenizer_us": 1e6 * tokenizer_s / n, "bare_us": 1e6 * bare_s / n,
             "predict_proba_us": 1e6 * ours_s / n, "host_us": 1e6 * (ours_s - bare_s) / n,

@@ -23,6 +23,7 @@ recipe, the losses and the time) has been written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,6 +39,7 @@ import numpy as np
 
 from .artifacts import atomic_directory, atomic_write_text
 from .errors import ConfigError, DataError, PromptlearnError, WrongModelKindError
+from .precision import MixedPrecision
 
 logger = logging.getLogger(__name__)
 
@@ -189,21 +191,21 @@ def _check_options(head_steps: int | None, steps: int, learning_rate: float, hea
         raise ConfigError(f"warmup_ratio must be in [0, 1), got {warmup_ratio!r}")
 
 
-def _load(model: str, seed: int, where: str) -> tuple[Any, Any, list[str]]:
+def _load(model: str, seed: int, where: str, dtype: Any = None) -> tuple[Any, Any, list[str]]:
     """(model, tokenizer, missing head keys); refuses causal LMs and tokenizers without a mask token."""
     import torch
     from transformers import (MODEL_FOR_MASKED_LM_MAPPING, AutoConfig, AutoModelForMaskedLM,
                               AutoTokenizer)
 
-    from .models import _not_found_message, resolve
+    from .models import _not_found_message, model_dtype, resolve
 
     source, gguf = resolve(model)
     if gguf:
         raise WrongModelKindError(f"{where} is a GGUF file, i.e. a causal LM; adapt trains masked LMs and "
                                   "encoders (BERT, RoBERTa, MiniLM, ...)")
     try:
-        config = AutoConfig.from_pretrained(source)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as exc:
         from .errors import ModelLoadError
 
@@ -221,7 +223,8 @@ def _load(model: str, seed: int, where: str) -> tuple[Any, Any, list[str]]:
         torch.manual_seed(seed)
         try:
             network, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True,
-                                                                 dtype=torch.float32)
+                                                                 trust_remote_code=False,
+                                                                 dtype=model_dtype(dtype) or torch.float32)
         except ValueError as exc:
             raise WrongModelKindError(f"{where} cannot be loaded as a masked LM: {str(exc).splitlines()[0]}") from None
     head_ids = {id(p) for p in _head_parameters(network)}
@@ -279,6 +282,7 @@ class _MaskedLMLoss:
         from transformers import DataCollatorForLanguageModeling
 
         self.model, self.tokenizer, self.max_length, self.device = model, tokenizer, max_length, device
+        self.autocast: Any = contextlib.nullcontext  # set by adapt() per phase (MixedPrecision.autocast)
         self.collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=mlm_probability)
         self.head = _fast_head(model)
         self.rows_per_chunk = 8
@@ -352,7 +356,9 @@ class _MaskedLMLoss:
 
     def __call__(self, texts: Sequence[str]) -> Any:
         batch = self.batch(texts)
-        return self.fast(batch) if self.head is not None else self.full(batch)
+        with self.autocast():
+            loss = self.fast(batch) if self.head is not None else self.full(batch)
+        return loss.float()
 
 
 def _texts_digest(texts: Sequence[str]) -> str:
@@ -377,7 +383,8 @@ def adapt(model: str | os.PathLike, texts: Sequence[str], output: str | os.PathL
           head_learning_rate: float = 1e-3, batch_size: int = 32, max_length: int = 128,
           mlm_probability: float = 0.15, warmup_ratio: float = 0.06, weight_decay: float = 0.01,
           checkpoint_every: int = 100, seed: int = 0, resume: bool = False, overwrite: bool = False,
-          device: str | None = None, show_progress: bool | None = None) -> dict[str, Any]:
+          device: str | None = None, dtype: str | None = None,
+          show_progress: bool | None = None) -> dict[str, Any]:
     """Continue masked-LM training of ``model`` on ``texts`` and save a masked-LM folder to ``output``.
 
     model: hub id, local folder or short name (``minilm``) of a masked LM or of an encoder without a
@@ -390,13 +397,15 @@ def adapt(model: str | os.PathLike, texts: Sequence[str], output: str | os.PathL
         (the same model, texts and options are required). ``overwrite=True`` replaces an existing ``output``
         and discards an interrupted run's checkpoints.
     seed: the fresh head's initialisation, the order of the texts and the masks (phase 2 uses ``seed + 1``).
+    device, dtype: where it trains and the weights' dtype (default float32); ``bfloat16`` trains with float32
+        master weights under autocast (:mod:`promptlearn.precision`) and saves a bfloat16 model.
 
     Returns a summary (also written to ``output/adapt.json``): steps, seconds, first and final losses.
     Raises WrongModelKindError for causal LMs, DataError for no texts, PromptlearnError when ``output`` exists.
     """
     import torch
 
-    from .models import resolve_device
+    from .models import dtype_name, resolve_device
     from .training import Trainer, TrainingConfig
 
     _check_options(head_steps, steps, learning_rate, head_learning_rate, batch_size, max_length, mlm_probability,
@@ -414,7 +423,7 @@ def adapt(model: str | os.PathLike, texts: Sequence[str], output: str | os.PathL
     device = resolve_device(device)
     where = f"model {str(model)!r}"
     started = time.perf_counter()
-    network, tokenizer, missing = _load(str(model), seed, where)
+    network, tokenizer, missing = _load(str(model), seed, where, dtype)
     head_added = bool(missing)
     if head_added:
         _tie(network, where)
@@ -436,7 +445,7 @@ def adapt(model: str | os.PathLike, texts: Sequence[str], output: str | os.PathL
            "head_steps": head_steps, "steps": steps, "learning_rate": learning_rate,
            "head_learning_rate": head_learning_rate, "batch_size": batch_size, "max_length": effective_length,
            "mlm_probability": mlm_probability, "warmup_ratio": warmup_ratio, "weight_decay": weight_decay,
-           "seed": seed}
+           "seed": seed, "dtype": dtype_name(dtype)}
     run_file = partial / "run.json"
     resumed = False
     from .distributed import barrier, is_main_process
@@ -487,7 +496,9 @@ def adapt(model: str | os.PathLike, texts: Sequence[str], output: str | os.PathL
         trainer = Trainer(network, lambda indices: loss([texts[i] for i in indices]), len(texts), config,
                           checkpoint_dir=partial / name, show_progress=show_progress, description=description)
         phase_start = time.perf_counter()
-        result = trainer.train(resume=resume)
+        with MixedPrecision(network) as precision:
+            loss.autocast = precision.autocast
+            result = trainer.train(resume=resume)
         losses = [h["loss"] for h in result.history]
         summary[f"{name}_seconds"] = round(time.perf_counter() - phase_start, 2)
         summary[f"{name}_first_loss"] = losses[0] if losses else None

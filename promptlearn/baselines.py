@@ -35,7 +35,8 @@ from .artifacts import atomic_directory, atomic_write_text, save_model_folder
 from .classifier import as_examples, soft_targets
 from .errors import ConfigError, DataError, ModelLoadError, PromptlearnError, UnknownLabelError
 from .loading import recorded_model_name
-from .models import _not_found_message, resolve, resolve_device
+from .models import _not_found_message, dtype_name, model_dtype, resolve, resolve_device
+from .precision import MixedPrecision
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,13 @@ def _json_params(estimator: BaseEstimator) -> dict[str, Any]:
         params["text_fields"] = list(params["text_fields"])
     if params.get("checkpoint_dir") is not None:
         params["checkpoint_dir"] = str(params["checkpoint_dir"])
+    params["dtype"] = dtype_name(params.get("dtype"))
     return params
+
+
+def _dtype_option(dtype: Any) -> dict[str, Any]:
+    """``from_pretrained``'s dtype option for a ``dtype`` parameter (nothing when unset)."""
+    return {} if dtype is None else {"dtype": model_dtype(dtype)}
 
 
 class _TextClassifier(ClassifierMixin, BaseEstimator):
@@ -299,6 +306,7 @@ class ProbeClassifier(_TextClassifier):
         ``idx``) when there are one or two, in the first example's order.
     max_length: tokens per example (at most the tokenizer's window); longer inputs are truncated.
     batch_size: examples per forward pass when computing features.
+    device, dtype: where the encoder runs and its weights' dtype, as in :class:`PromptClassifier`.
     """
 
     def __init__(self, model: Any = "minilm", *, tokenizer: Any = None, pooling: str = "mean",
@@ -306,7 +314,7 @@ class ProbeClassifier(_TextClassifier):
                  C: float = 1.0, max_iter: int = 1000, learning_rate: float = 1e-2, epochs: float = 100.0,
                  max_steps: int | None = None, train_batch_size: int = 32, weight_decay: float = 0.0,
                  eval_every: int | None = None, patience: int | None = None, device: str | None = None,
-                 seed: int = 0, show_progress: bool | None = None) -> None:
+                 dtype: str | None = None, seed: int = 0, show_progress: bool | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling
@@ -324,6 +332,7 @@ class ProbeClassifier(_TextClassifier):
         self.eval_every = eval_every
         self.patience = patience
         self.device = device
+        self.dtype = dtype
         self.seed = seed
         self.show_progress = show_progress
 
@@ -346,7 +355,7 @@ class ProbeClassifier(_TextClassifier):
             source, gguf = resolve(str(self.model))
             tokenizer = self.tokenizer if self.tokenizer is not None else _load_tokenizer(source, self.model, gguf)
             try:
-                encoder = AutoModel.from_pretrained(source, trust_remote_code=False,
+                encoder = AutoModel.from_pretrained(source, trust_remote_code=False, **_dtype_option(self.dtype),
                                                     **({"gguf_file": gguf} if gguf else {}))
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelLoadError(_not_found_message(str(self.model), source, exc)) from None
@@ -358,6 +367,8 @@ class ProbeClassifier(_TextClassifier):
         _ensure_pad_token(tokenizer, where)
         encoder = getattr(encoder, "base_model", encoder)  # the hidden states, not the LM head's logits
         encoder.to(device)
+        if model_dtype(self.dtype) not in (None, "auto"):
+            encoder.to(model_dtype(self.dtype))
         encoder.eval()
         return encoder, tokenizer, device
 
@@ -572,7 +583,8 @@ class FineTuneClassifier(_TextClassifier):
         from a masked-LM, plain-encoder, causal-LM (its pad token is set) or sequence-classification
         checkpoint; the classification head is always new, sized to the training labels and initialised
         from ``seed``.
-    text_fields, max_length, batch_size (inference): as in :class:`ProbeClassifier`.
+    text_fields, max_length, batch_size (inference), device, dtype: as in :class:`ProbeClassifier`; a bfloat16
+        model trains with float32 master weights under autocast (:mod:`promptlearn.precision`).
     Training: ``learning_rate``, ``epochs`` or ``max_steps`` (optimizer steps), ``train_batch_size``,
     ``gradient_accumulation_steps``, ``warmup_ratio``, ``weight_decay``; ``eval_every`` / ``patience`` (dev
     evaluations and early stopping with ``fit(..., dev=...)``; the best dev accuracy's weights are kept);
@@ -585,7 +597,7 @@ class FineTuneClassifier(_TextClassifier):
                  train_batch_size: int = 8, gradient_accumulation_steps: int = 1, warmup_ratio: float = 0.0,
                  weight_decay: float = 0.01, eval_every: int | None = None, patience: int | None = None,
                  checkpoint_dir: str | None = None, checkpoint_every: int | None = None, max_length: int = 256,
-                 batch_size: int = 32, device: str | None = None, seed: int = 0,
+                 batch_size: int = 32, device: str | None = None, dtype: str | None = None, seed: int = 0,
                  show_progress: bool | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -604,6 +616,7 @@ class FineTuneClassifier(_TextClassifier):
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
+        self.dtype = dtype
         self.seed = seed
         self.show_progress = show_progress
 
@@ -647,7 +660,7 @@ class FineTuneClassifier(_TextClassifier):
             torch.manual_seed(self.seed)
             try:
                 model = AutoModelForSequenceClassification.from_pretrained(
-                    source, config=config, ignore_mismatched_sizes=True, **options)
+                    source, config=config, ignore_mismatched_sizes=True, **_dtype_option(self.dtype), **options)
             except ValueError as exc:
                 raise ModelLoadError(f"{where} cannot be loaded for sequence classification: "
                                      f"{str(exc).splitlines()[0]}") from None
@@ -735,8 +748,11 @@ class FineTuneClassifier(_TextClassifier):
             def evaluate() -> float:
                 return float((self._proba(dev_texts).argmax(axis=1) == dev_labels).mean())
 
+        precision = MixedPrecision(model)
+
         def loss_fn(indices: list[int]) -> Any:
-            logits = model(**self._encode(texts, indices, tokenizer, device)).logits
+            with precision.autocast():
+                logits = model(**self._encode(texts, indices, tokenizer, device)).logits
             return F.cross_entropy(logits.float(), target[indices])
 
         config = TrainingConfig(
@@ -746,7 +762,8 @@ class FineTuneClassifier(_TextClassifier):
             patience=self.patience, checkpoint_every=self.checkpoint_every or self.eval_every, seed=self.seed)
         trainer = Trainer(model, loss_fn, len(labels), config, evaluate=evaluate, checkpoint_dir=self.checkpoint_dir,
                           show_progress=self.show_progress, description="fine-tuning")
-        self.training_result_ = trainer.train(resume=resume)
+        with precision:
+            self.training_result_ = trainer.train(resume=resume)
         model.eval()
         self.base_model_ = str(self.model) if isinstance(self.model, (str, os.PathLike)) else None
         self.text_fields_ = fields
@@ -816,7 +833,8 @@ class FineTuneClassifier(_TextClassifier):
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
             model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False,
-                                                                       use_safetensors=True)
+                                                                       use_safetensors=True,
+                                                                       **_dtype_option(estimator.dtype))
         except (OSError, ValueError) as exc:
             raise PromptlearnError(f"cannot load the fine-tuned model in {folder}: "
                                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from None

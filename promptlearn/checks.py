@@ -69,6 +69,8 @@ PROMPT_CLASSIFIER = {
     "warmup_ratio": ("real", False, True), "weight_decay": ("real", False, True), "trainable": ("str", False, True),
     "mlm_weight": ("real", False, True), "eval_every": ("int", True, True), "patience": ("int", True, True),
     "checkpoint_dir": ("path", True, True), "checkpoint_every": ("int", True, True),
+    "checkpoint_minutes": ("real", True, True), "log_every": ("int", True, True),
+    "train_tokens_per_pass": ("int", True, True),
 }
 
 

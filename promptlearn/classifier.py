@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from .calibration import (CONTENT_FREE, content_free_examples, content_free_inpu
 from .checks import check_param_types
 from .errors import ChatTemplateError, ConfigError, DataError, DemonstrationError, PromptlearnError
 from .loading import recorded_model_name
-from .models import LoadedModel, detect_kind, load_model, model_dtype, prepare_tokenizer, resolve_device
+from .models import (LoadedModel, detect_kind, dtype_name, load_model, model_dtype, prepare_tokenizer,
+                     resolve_device)
+from .precision import MixedPrecision
 from .scorer import Scorer, make_scorer
 from .template import Prompt, Template
 from .verbalizer import Verbalizer
@@ -32,6 +35,10 @@ from .verbalizer import Verbalizer
 logger = logging.getLogger(__name__)
 
 FORMAT = "promptlearn.PromptClassifier"
+#: Padded tokens per training forward/backward pass on a CPU when ``train_tokens_per_pass`` is None: at most
+#: ~0.6 GiB of activations for SmolLM2-135M (1.25 MiB per token, measured). SST-2-length batches of 8 stay whole
+#: (splitting them measured no lower); 8 prompts of 413 tokens peak at 3.7 GiB instead of 7.5 GiB.
+DEFAULT_TRAIN_TOKENS_PER_PASS = 512
 FORMAT_VERSION = 1
 PROMPT_FILE = "prompt.safetensors"  # a continuous prompt's parameters (sources other than manual)
 _SOFT_SLOT = re.compile(r"\[SOFT(?::(\d+))?\]")
@@ -132,44 +139,10 @@ def _spec_key(spec: Any) -> Any:
     return ("object", id(spec))
 
 
-class _MixedPrecision:
-    """Training a half-precision model the standard way: its trainable parameters (and so the optimizer state) in
-    float32 while :meth:`PromptClassifier.fit` runs, the forward under ``torch.autocast`` in the model's dtype,
-    the loss in float32; the parameters go back to the model's dtype at the end. Nothing for a float32 model."""
-
-    def __init__(self, module: Any) -> None:
-        import torch
-
-        self.module = module
-        self.dtype = next(module.parameters()).dtype
-        if self.dtype == torch.float16:
-            raise ConfigError("fit() does not train in float16 (it would need loss scaling): train with "
-                              "dtype='bfloat16' or 'float32', then score in float16 if you like")
-        self.half = self.dtype == torch.bfloat16
-        self.device_type = next(module.parameters()).device.type
-
-    def autocast(self) -> Any:
-        import contextlib
-
-        import torch
-
-        return torch.autocast(self.device_type, dtype=self.dtype) if self.half else contextlib.nullcontext()
-
-    def _cast(self, dtype: Any) -> None:
-        for parameter in self.module.parameters():
-            if parameter.requires_grad and parameter.is_floating_point():
-                parameter.data = parameter.data.to(dtype)
-
-    def __enter__(self) -> _MixedPrecision:
-        import torch
-
-        if self.half:
-            self._cast(torch.float32)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.half:
-            self._cast(self.dtype)
+#: Builds the lazily loaded state (model, scorer) once when several threads share classifiers; one lock for the
+#: process, not one per classifier, so that classifiers stay picklable and concurrent first loads of one model
+#: path do not race inside transformers.
+_LAZY_STATE = threading.RLock()
 
 
 class PromptClassifier(ClassifierMixin, BaseEstimator):
@@ -187,6 +160,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     aggregation: how several words of one class combine: ``mean`` (of probabilities), ``max``, ``sum``.
     shortenable: the fields truncation may shorten (default: all the template's fields).
     max_length: the token budget of one prompt (default: the model's window).
+    device: ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ... (default: ``$PROMPTLEARN_DEVICE``, else cuda when present).
+    dtype: the model's weights: ``float32``, ``bfloat16``, ``float16`` or ``auto`` (the checkpoint's own);
+        default: as loaded (float32 for a name, untouched for a model object). Scores are float32 whatever
+        the dtype; :meth:`fit` trains a bfloat16 model with float32 master weights under autocast and refuses
+        float16 (see :mod:`promptlearn.precision`).
 
     Training (:meth:`fit`, prompt-based fine-tuning as PET / LM-BFF): ``learning_rate``, ``epochs`` or
     ``max_steps`` (optimizer steps), ``train_batch_size``, ``gradient_accumulation_steps``,
@@ -194,9 +172,16 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     ``top:N``); ``mlm_weight`` (PET's auxiliary language-model loss on unlabelled text:
     ``(1 - mlm_weight) * CE + mlm_weight * LM``; PET used 1e-4; 0 turns it off, the default);
     ``eval_every`` / ``patience`` (steps between dev evaluations, and how many without gain stop
-    training; the best dev accuracy's weights are kept); ``checkpoint_dir`` and ``checkpoint_every``
-    (atomic checkpoints, by default at every evaluation and at the end, for ``fit(..., resume=True)``);
-    ``seed``.
+    training; the best dev accuracy's weights are kept); ``checkpoint_dir``, ``checkpoint_every`` and
+    ``checkpoint_minutes`` (atomic checkpoints for ``fit(..., resume=True)``: at every ``checkpoint_every``
+    steps (default: every evaluation), every ``checkpoint_minutes`` of wall-clock time (default 10; None: off),
+    at the end, and when Ctrl-C or SIGTERM stops training, which then raises
+    :class:`~promptlearn.training.TrainingInterrupted`); ``log_every`` (a progress line to the
+    ``promptlearn.training`` logger every N steps or 30 s, whichever first; None: every 30 s only);
+    ``train_tokens_per_pass`` (a training batch whose examples hold more tokens than this, padded, is computed
+    in several forward/backward passes whose gradients add up to the batch's: the activations kept for the
+    backward pass, ~1.25 MiB per token for SmolLM2-135M, stay bounded whatever the texts' length; None: 512 on
+    a CPU, no limit on a GPU; 0: no limit); ``seed``.
 
     In-context demonstrations (:mod:`promptlearn.demonstrations`): ``demos`` (per class; 0: none) labelled
     examples from ``demo_pool`` (``(X, y)``; by default :meth:`fit`'s training data), rendered with the same
@@ -230,7 +215,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                  max_steps: int | None = None, train_batch_size: int = 8, gradient_accumulation_steps: int = 1,
                  warmup_ratio: float = 0.0, weight_decay: float = 0.01, trainable: str = "all",
                  mlm_weight: float = 0.0, eval_every: int | None = None, patience: int | None = None,
-                 checkpoint_dir: str | None = None, checkpoint_every: int | None = None, seed: int = 0,
+                 checkpoint_dir: str | None = None, checkpoint_every: int | None = None,
+                 checkpoint_minutes: float | None = 10.0, log_every: int | None = 10,
+                 train_tokens_per_pass: int | None = None, seed: int = 0,
                  demos: int = 0, demo_pool: Any = None, demo_selection: str = "random", demo_sets: int = 1,
                  demo_separator: str | None = None, chat_template: bool = False, demo_encoder: Any = "minilm",
                  source: str = "manual", source_options: Any = None) -> None:
@@ -264,6 +251,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_minutes = checkpoint_minutes
+        self.log_every = log_every
+        self.train_tokens_per_pass = train_tokens_per_pass
         self.seed = seed
         self.demos = demos
         self.demo_pool = demo_pool
@@ -312,13 +302,15 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def model_(self) -> LoadedModel:
-        """The loaded model (loaded on first use)."""
+        """The loaded model (loaded on first use, once, under the lazy-state lock: threads may share a classifier)."""
         if getattr(self, "_loaded", None) is None or self._loaded_from != _spec_key(self.model):
-            self._loaded = self._load_model()
-            self._loaded_from = _spec_key(self.model)
-            self._fitted = False
-            self._scorer_cache = None
-            self._prior_cache = None
+            with _LAZY_STATE:
+                if getattr(self, "_loaded", None) is None or self._loaded_from != _spec_key(self.model):
+                    self._loaded = self._load_model()
+                    self._loaded_from = _spec_key(self.model)
+                    self._fitted = False
+                    self._scorer_cache = None
+                    self._prior_cache = None
         return self._loaded
 
     def _load_model(self) -> LoadedModel:
@@ -342,15 +334,16 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         check_param_types(self)  # a wrong type is one ConfigError, before the model is loaded
         loaded = self.model_
         options = (self.multi_token, self.after_mask, self.batch_size, self.max_length, self.show_progress)
-        if getattr(self, "_scorer_cache", None) is None or self._scorer_options != options:
-            self._scorer_cache = make_scorer(loaded.kind, loaded.model, loaded.tokenizer,
-                                             multi_token=self.multi_token, after_mask=self.after_mask,
-                                             batch_size=self.batch_size, max_length=self.max_length,
-                                             show_progress=self.show_progress)
-            self._scorer_options = options
-            self._prior_cache = None
-        self._scorer_cache.prompt_source = self._prompt_set()
-        return self._scorer_cache
+        with _LAZY_STATE:
+            if getattr(self, "_scorer_cache", None) is None or self._scorer_options != options:
+                self._scorer_cache = make_scorer(loaded.kind, loaded.model, loaded.tokenizer,
+                                                 multi_token=self.multi_token, after_mask=self.after_mask,
+                                                 batch_size=self.batch_size, max_length=self.max_length,
+                                                 show_progress=self.show_progress)
+                self._scorer_options = options
+                self._prior_cache = None
+            self._scorer_cache.prompt_source = self._prompt_set()
+            return self._scorer_cache
 
     # -- continuous prompts ------------------------------------------------------------------------
     def _source_config(self) -> Any:
@@ -692,9 +685,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             if self.learning_rate == 1e-5:
                 logger.warning("learning_rate=1e-5 suits full fine-tuning; a %s prompt usually needs 1e-3 to 3e-2 (the "
                                "CLI's default for it: %g)", self.source, _learning_rate(self.source))
-        precision = _MixedPrecision(loaded.model if module is None else module)
+        precision = MixedPrecision(loaded.model if module is None else module)
         # Fixed prompts are tokenized once, not at every step (demonstrations change every step).
         encoded = None if contextual else scorer.encode_rows(prompts, verbalizer)
+        split = self._pass_split(encoded, scorer) if auxiliary is None else None
         target = torch.as_tensor(labels, device=scorer.device)
         if soft is not None:  # cross_entropy takes class probabilities as targets too (float, [n, C])
             target = torch.as_tensor(soft, dtype=torch.float32, device=scorer.device)
@@ -734,10 +728,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.max_steps,
             batch_size=self.train_batch_size, gradient_accumulation_steps=self.gradient_accumulation_steps,
             warmup_ratio=self.warmup_ratio, weight_decay=self.weight_decay, eval_every=self.eval_every,
-            patience=self.patience, checkpoint_every=self.checkpoint_every or self.eval_every, seed=self.seed)
+            patience=self.patience, checkpoint_every=self.checkpoint_every or self.eval_every, seed=self.seed,
+            checkpoint_seconds=60.0 * self.checkpoint_minutes if self.checkpoint_minutes is not None else None)
         trainer = Trainer(loaded.model if module is None else module, loss_fn, len(prompts), config,
                           evaluate=evaluate if dev is not None else None, checkpoint_dir=self.checkpoint_dir,
-                          show_progress=self.show_progress,
+                          show_progress=self.show_progress, log_every=self.log_every, split=split,
                           description="prompt-based fine-tuning" if module is None else f"{self.source} prompt")
         with precision:
             self.training_result_ = trainer.train(resume=resume)
@@ -748,6 +743,34 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self._prior_cache = None
         self._demo_prior_key = None
         return self
+
+    def _pass_split(self, encoded: list[Any] | None, scorer: Scorer) -> Any:
+        """The Trainer's ``split``: a batch's examples in consecutive parts of at most ``train_tokens_per_pass``
+        padded tokens (at least one example each), from the encoded rows' lengths; None when there is no limit or
+        the prompts are not encoded once (demonstrations are drawn anew at every step)."""
+        budget = self.train_tokens_per_pass
+        if budget is None:
+            budget = DEFAULT_TRAIN_TOKENS_PER_PASS if scorer.device.type == "cpu" else 0
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
+            raise ConfigError(f"train_tokens_per_pass must be a number of tokens >= 0 (0: no limit) or None, got "
+                              f"{budget!r}")
+        lengths = [getattr(row, "length", None) for row in encoded or ()]
+        if not budget or not lengths or None in lengths:
+            return None
+
+        def split(indices: list[int]) -> list[list[int]]:
+            parts: list[list[int]] = [[]]
+            longest = 0
+            for index in indices:
+                wider = max(longest, lengths[index])
+                if parts[-1] and wider * (len(parts[-1]) + 1) > budget:
+                    parts.append([])
+                    wider = lengths[index]
+                parts[-1].append(index)
+                longest = wider
+            return parts
+
+        return split
 
     # -- persistence -------------------------------------------------------------------------------
     def _is_fitted(self) -> bool:
@@ -761,6 +784,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                   if k not in ("model", "template", "verbalizer", "tokenizer", "trust_remote_code")}
         params["content_free"] = list(content_free_inputs(params["content_free"]))  # one string: one input
         params["shortenable"] = list(params["shortenable"]) if params["shortenable"] is not None else None
+        params["dtype"] = dtype_name(params["dtype"])  # a torch.dtype is saved by its name
         params["demo_pool"] = None
         if self._pool() is not None:  # the pool is data: saved in config.json, so load() draws the same demonstrations
             from .demonstrations import pool_to_json, read_pool

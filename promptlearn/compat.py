@@ -55,6 +55,16 @@ def __getattr__(name: str) -> Any:
     return globals()[name]
 
 
+def gguf_dequantize_options() -> dict[str, Any]:
+    """``from_pretrained`` options that de-quantize every GGUF block: later 5.x releases can keep blocks packed
+    (``GgufConfig``, with the ``kernels`` package) unless told otherwise; earlier ones always de-quantize."""
+    try:
+        from transformers import GgufConfig
+    except ImportError:
+        return {}
+    return {"quantization_config": GgufConfig(dequantize=True)}
+
+
 def _detected(name: str) -> Any:
     """A detected value from inside this module (a bare global name would not reach ``__getattr__``)."""
     return globals()[name] if name in globals() else __getattr__(name)

@@ -1,30 +1,33 @@
 """Data readers for the CLI and benchmarks: LM-BFF k-shot folders (with checksums), AG News,
-FewGLUE, the NLI test files, and generic CSV / TSV / JSONL files; plus seeded k-shot sampling.
+FewGLUE, the NLI test files, data folders of any task (the task told by the files' columns), and
+generic files and datasets (CSV / TSV / JSON / JSON Lines / Parquet, Hugging Face ``datasets``; the
+formats themselves are :mod:`promptlearn.tables`); plus ``--head`` (first rows) and seeded k-shot sampling.
 
 Every reader returns plain Python data, ``(examples, labels)``: ``examples`` is a list of dicts
 of named text fields (``{"text": ...}``, ``{"premise": ..., "hypothesis": ...}``, ...) and
 ``labels`` a list of class *names* (see :data:`TASK_LABELS`), or ``None`` when unlabelled.
-This module imports neither torch nor transformers, so it loads fast.
+This module imports neither torch nor transformers (nor pyarrow or datasets unless such data is
+read), so it loads fast.
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
+import contextvars
 import hashlib
-import io
 import json
 import logging
 import os
 import re
-import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ChecksumError, DataError
+from .tables import (HF_PREFIX, Table, _decode, _iter_jsonl, _parse_delimited, _physical_lines, _read_bytes,
+                     _to_text, is_saved_dataset, open_table, read_file, read_saved_dataset, split_aliases)
 
 __all__ = [
     "TASK_LABELS",
@@ -40,7 +43,15 @@ __all__ = [
     "load_nli",
     "read_examples",
     "read_table",
+    "read_labelled_rows",
+    "head_rows",
+    "LABEL_COLUMNS",
+    "TEXT_PAIRS",
+    "infer_label_column",
+    "infer_text_fields",
+    "split_file",
     "load_data",
+    "k_shot_indices",
     "sample_k_shot",
     "subsample",
 ]
@@ -138,48 +149,6 @@ def _root(root: str | os.PathLike | None) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# Low-level file helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"expected a data file but found a folder: {path}") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
-
-
-def _decode(raw: bytes, path: Path | str) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text ({exc}); re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-                        ) from None
-
-
-def _physical_lines(text: str) -> int:
-    """Number of text lines, counting a last line without a final newline (unlike wc -l)."""
-    if not text:
-        return 0
-    n = text.count("\n")
-    return n if text.endswith("\n") else n + 1
-
-
-def _parse_delimited(text: str, delimiter: str, quoted: bool, where: Path | str) -> list[list[str]]:
-    """Rows of a CSV/TSV text; ``quoted=False`` treats quotes as ordinary characters (GLUE TSVs)."""
-    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=quoted)
-    try:
-        return [row for row in reader]
-    except csv.Error as exc:
-        raise DataError(f"{where}, line {reader.line_num}: malformed {'CSV' if delimiter == ',' else 'TSV'} ({exc})") from None
-
-
-# --------------------------------------------------------------------------------------------
 # LM-BFF k-shot folders
 # --------------------------------------------------------------------------------------------
 
@@ -258,7 +227,8 @@ def load_lmbff(folder: str | os.PathLike, split: str = "test", *, verify: bool =
     except DataError:
         raise DataError(
             f"cannot tell the task of {folder}: its parent folder {folder.parent.name!r} is not an "
-            f"LM-BFF task ({', '.join(LMBFF_TASK_DIRS.values())})"
+            f"LM-BFF task ({', '.join(LMBFF_TASK_DIRS.values())}); load_data reads other task folders by their "
+            "columns"
         ) from None
     if tid not in LMBFF_TASK_DIRS:
         raise DataError(f"{folder}: {tid} is not an LM-BFF task")
@@ -511,7 +481,7 @@ def load_nli(name: str, root: str | os.PathLike | None = None) -> tuple[Examples
 
 
 # --------------------------------------------------------------------------------------------
-# Generic files
+# Generic files and datasets (formats: promptlearn.tables)
 # --------------------------------------------------------------------------------------------
 
 
@@ -521,83 +491,27 @@ class _DefaultLabel(str):
 
 _LABEL = _DefaultLabel("label")
 
-_EXT_FORMATS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".jsonl": "jsonl",
-    ".json-lines": "jsonl",
-    ".jsonlines": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
+_head_rows: contextvars.ContextVar[int | None] = contextvars.ContextVar("promptlearn_head_rows", default=None)
 
 
-def _to_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _iter_jsonl(path: Path | str, text: str | None = None):
-    """Yield (line number, object) for each non-blank line of a JSON-lines file."""
-    if text is None:
-        text = _decode(_read_bytes(Path(path)), path)
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}, line {n}: bad JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{path}, line {n}: expected a JSON object, got {type(rec).__name__}")
-        yield n, rec
-
-
-def _sniff_format(text: str) -> str:
-    stripped = text.lstrip()
-    if stripped.startswith("{") or stripped.startswith("["):
-        return "jsonl"
-    first = stripped.split("\n", 1)[0]
-    return "tsv" if "\t" in first else "csv"
-
-
-def _tsv_rows(text: str, where: str) -> list[list[str]]:
-    """Parse a TSV whose quoting is unknown: CSV-style (quotes doubled inside quoted fields) or GLUE-style (quotes literal)."""
-    quoted = None
+@contextlib.contextmanager
+def head_rows(n: int | None) -> Iterator[None]:
+    """Within the block, every reader of this module returns only the first ``n`` rows (in file order) of each
+    file, split or dataset it reads (``None``: all). This is how the CLI's ``--head`` reaches every read of a
+    command; an explicit ``head=`` argument of a reader wins."""
+    if n is not None and n < 0:
+        raise DataError(f"head must be non-negative, got {n}")
+    token = _head_rows.set(n)
     try:
-        quoted = _parse_delimited(text, "\t", quoted=True, where=where)
-    except DataError:
-        pass
-    none = _parse_delimited(text, "\t", quoted=False, where=where)
+        yield
+    finally:
+        _head_rows.reset(token)
 
-    def consistent(rows: list[list[str]] | None) -> bool:
-        return bool(rows) and all(len(r) == len(rows[0]) for r in rows)
 
-    ok_q = consistent(quoted) and not any("\n" in f or "\r" in f for r in quoted for f in r)
-    ok_n = consistent(none)
-    if ok_q and ok_n and quoted != none:
-        # CSV quoting leaves every quote-bearing field fully wrapped in quotes; literal quotes do not
-        fully_wrapped = all(
-            len(f) >= 2 and f[0] == '"' and f[-1] == '"' for r in none for f in r if '"' in f
-        )
-        return quoted if fully_wrapped else none
-    if ok_q:
-        return quoted  # type: ignore[return-value]
-    if ok_n:
-        return none
-    if not none:
-        return []
-    width = len(none[0])
-    bad = next(i for i, r in enumerate(none) if len(r) != width)
-    raise DataError(f"{where}, line {bad + 1}: {len(none[bad])} columns, but the header has {width}")
+def _head(head: int | None) -> int | None:
+    if head is not None and head < 0:
+        raise DataError(f"head must be non-negative, got {head}")
+    return head if head is not None else _head_rows.get()
 
 
 def read_examples(
@@ -606,99 +520,35 @@ def read_examples(
     columns: Mapping[str, str] | None = None,
     label_column: str | None = _LABEL,
     fmt: str | None = None,
+    head: int | None = None,
+    split: str | None = None,
 ) -> tuple[Examples, Labels]:
-    """Read a CSV / TSV (with a header row) or JSONL file, or stdin for ``"-"``, into examples.
+    """Read one table -- a CSV / TSV / JSON / JSON Lines / Parquet file, stdin for ``"-"``, a Hugging Face
+    dataset ``hf:NAME[:CONFIG[:SPLIT]]`` or a folder saved by ``save_to_disk`` (``split`` picks one of several;
+    see :mod:`promptlearn.tables`) -- into examples.
 
     ``columns`` maps field name -> column name (``{"text": "review"}``); without it every
     non-label column becomes a field of the same name. Labels come from ``label_column``
     (None, or the default "label" when absent, gives ``labels=None``). Empty cells stay "".
+    ``head`` keeps the first rows only (default: :func:`head_rows`'s, else all).
     """
-    table = _read_rows(path, fmt)
+    table = open_table(path, split, fmt).head(_head(head))
     return _examples(table, columns, label_column)
 
 
 def read_table(
-    path: str | os.PathLike, *, columns: Mapping[str, str] | None = None, fmt: str | None = None
+    path: str | os.PathLike, *, columns: Mapping[str, str] | None = None, fmt: str | None = None,
+    head: int | None = None, split: str | None = None,
 ) -> tuple[Examples, list[str], list[dict[str, Any]]]:
     """:func:`read_examples` without labels, with the file's columns (in order) and its rows: every column's
-    value as in the file (JSONL values keep their JSON types; a key a line lacks stays absent). For writing
+    value as in the file (JSON values keep their JSON types; a key a line lacks stays absent). For writing
     the input back out beside predictions."""
-    table = _read_rows(path, fmt)
+    table = open_table(path, split, fmt).head(_head(head))
     examples, _ = _examples(table, columns, None)
     return examples, table.header, table.rows
 
 
-@dataclass
-class _Table:
-    where: str
-    header: list[str]
-    rows: list[dict[str, Any]]  # values as in the file
-    records: list[dict[str, str]]  # values as text
-    line_of: list[int]
-    has_key: list[set[str]] | None  # JSONL: the keys of each line
-
-
-def _read_stdin(where: str) -> str:
-    """stdin as text, decoded as UTF-8 strictly (not with the locale's or Python's lenient error handler)."""
-    buffer = getattr(sys.stdin, "buffer", None)
-    if buffer is not None:
-        return _decode(buffer.read(), where)
-    text = sys.stdin.read()  # a text stream without bytes (tests, embedding applications)
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-def _read_rows(path: str | os.PathLike, fmt: str | None) -> _Table:
-    where = "<stdin>" if str(path) == "-" else str(path)
-    if fmt is not None:
-        fmt = fmt.lower().lstrip(".")
-        fmt = {"json": "jsonl", "json-lines": "jsonl", "ndjson": "jsonl", "tab": "tsv"}.get(fmt, fmt)
-        if fmt not in ("csv", "tsv", "jsonl"):
-            raise DataError(f"unknown format {fmt!r} for {where}; use csv, tsv or jsonl")
-    if str(path) == "-":
-        text = _read_stdin(where)
-        fmt = fmt or _sniff_format(text)
-    else:
-        p = Path(path)
-        if fmt is None:
-            name = p.name.lower()
-            fmt = next((f for ext, f in _EXT_FORMATS.items() if name.endswith(ext)), None)
-            if fmt is None:
-                raise DataError(
-                    f"cannot tell the format of {p} from its extension; use .csv, .tsv or .jsonl, or pass fmt"
-                )
-        text = _decode(_read_bytes(p), p)
-
-    if fmt == "jsonl":
-        stripped = text.lstrip()
-        if stripped.startswith("["):  # a plain JSON array of objects is accepted too
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}, line {exc.lineno}: bad JSON ({exc.msg})") from None
-            if not all(isinstance(r, dict) for r in data):
-                raise DataError(f"{where}: expected a JSON array of objects")
-            numbered = list(enumerate(data, start=1))
-        else:
-            numbered = list(_iter_jsonl(where, text))
-        present: dict[str, None] = {}
-        for _, rec in numbered:
-            present.update(dict.fromkeys(rec))
-        rows = [rec for _, rec in numbered]
-        # A key a line lacks stays absent, so a template that needs it reports the missing field.
-        return _Table(where, list(present), rows, [{k: _to_text(v) for k, v in rec.items()} for rec in rows],
-                      [n for n, _ in numbered], [set(rec) for rec in rows])
-    parsed = _tsv_rows(text, where) if fmt == "tsv" else _csv_rows(text, where)
-    if not parsed:
-        raise DataError(f"{where} is empty; CSV/TSV files need a header row")
-    header, body = parsed[0], parsed[1:]
-    dup = sorted({h for h in header if header.count(h) > 1})
-    if dup:
-        raise DataError(f"{where}: duplicate column name(s) {dup} in the header")
-    records = [dict(zip(header, row)) for row in body]
-    return _Table(where, header, records, records, list(range(2, len(body) + 2)), None)
-
-
-def _examples(table: _Table, columns: Mapping[str, str] | None, label_column: str | None) -> tuple[Examples, Labels]:
+def _examples(table: Table, columns: Mapping[str, str] | None, label_column: str | None) -> tuple[Examples, Labels]:
     where, header, records, line_of, has_key = table.where, table.header, table.records, table.line_of, table.has_key
     explicit_label = label_column is not None and not isinstance(label_column, _DefaultLabel)
     labels: Labels = None
@@ -707,7 +557,7 @@ def _examples(table: _Table, columns: Mapping[str, str] | None, label_column: st
             labels = []
             for i, rec in enumerate(records):
                 if has_key is not None and label_column not in has_key[i]:
-                    raise DataError(f"{where}, line {line_of[i]}: no {label_column!r} key")
+                    raise DataError(f"{where}, {table.unit} {line_of[i]}: no {label_column!r} key")
                 labels.append(rec[label_column])
         elif explicit_label:
             raise DataError(
@@ -724,15 +574,145 @@ def _examples(table: _Table, columns: Mapping[str, str] | None, label_column: st
     return examples, labels
 
 
-def _csv_rows(text: str, where: str) -> list[list[str]]:
-    rows = _parse_delimited(text, ",", quoted=True, where=where)
-    rows = [r for r in rows if r]  # csv yields [] for blank lines
-    if rows:
-        width = len(rows[0])
-        for i, r in enumerate(rows):
-            if len(r) != width:
-                raise DataError(f"{where}, row {i + 1}: {len(r)} columns, but the header has {width}")
-    return rows
+# --------------------------------------------------------------------------------------------
+# Tasks told by their columns (data folders of any task, Hugging Face datasets)
+# --------------------------------------------------------------------------------------------
+
+#: Label column names, in order of preference, when the label column is not named.
+LABEL_COLUMNS = ("label", "labels", "target", "class", "y", "gold_label")
+
+#: Columns that are never the text: identifiers and label names.
+_NOT_TEXT = frozenset({"id", "idx", "index", "guid", "uid", "uuid", "example_id", "pair_id", "label_text",
+                       "label_name", "label_names", "unnamed: 0"})
+
+#: Two text columns that make a pair task: the columns (in order) -> the fields they become. Unnamed pairs
+#: become premise / hypothesis, the fields of the shipped pair templates (rte/*, mnli/*, snli/*, cb/*).
+TEXT_PAIRS: dict[tuple[str, str], tuple[str, str]] = {
+    ("premise", "hypothesis"): ("premise", "hypothesis"),
+    ("sentence1", "sentence2"): ("premise", "hypothesis"),
+    ("sentence_a", "sentence_b"): ("premise", "hypothesis"),
+    ("text_a", "text_b"): ("premise", "hypothesis"),
+    ("text1", "text2"): ("premise", "hypothesis"),
+    ("question1", "question2"): ("premise", "hypothesis"),
+    ("question", "passage"): ("question", "passage"),
+    ("question", "sentence"): ("question", "sentence"),
+    ("question", "context"): ("question", "context"),
+    ("title", "description"): ("title", "description"),
+    ("title", "content"): ("title", "content"),
+    ("title", "text"): ("title", "text"),
+}
+
+_DATA_SUFFIXES = (".tsv", ".csv", ".jsonl", ".json", ".parquet")
+
+
+def infer_label_column(header: Sequence[str], where: str = "the data", label_column: str | None = _LABEL) -> str | None:
+    """The label column of a table: ``label_column`` when it is not the default "label"; else "label" if present,
+    else the one column named labels / target / class / y / gold_label (any case; several: an error); None when
+    there is none (unlabelled data) or ``label_column`` is None."""
+    if label_column is None:
+        return None
+    if label_column != "label":
+        return label_column
+    if "label" in header:
+        return "label"
+    lowered = {c.lower(): c for c in header}
+    found = [lowered[name] for name in LABEL_COLUMNS if name in lowered]
+    if len(found) > 1:
+        raise DataError(f"{where}: cannot tell the label column: {', '.join(found)} could each be it; "
+                        "name it with --label-column")
+    return found[0] if found else None
+
+
+def infer_text_fields(header: Sequence[str], where: str = "the data", label: str | None = None) -> dict[str, str]:
+    """The fields of a table whose task is not known, as field -> column: its one text column as ``text``, or two
+    columns that make a known pair (:data:`TEXT_PAIRS`: sentence1/sentence2 -> premise/hypothesis, question/
+    passage, ...); identifiers (id, idx, ...) and label columns are not text. Anything else is ambiguous: a
+    :class:`DataError` listing the columns and the ``--column`` option that settles it."""
+    candidates = [c for c in header if c != label and c.lower() not in _NOT_TEXT and c.lower() not in LABEL_COLUMNS]
+    if len(candidates) == 1:
+        return {"text": candidates[0]}
+    if len(candidates) == 2:
+        lowered = {c.lower(): c for c in candidates}
+        for pair, fields in TEXT_PAIRS.items():
+            if set(pair) == set(lowered):
+                return {field: lowered[col] for field, col in zip(fields, pair)}
+    described = f"columns {', '.join(header) or 'none'}" + (f" (label: {label})" if label else " (no label column)")
+    if not candidates:
+        raise DataError(f"{where}: no text column besides the label and identifiers: {described}; name it with "
+                        "--column text=COLUMN")
+    example = " ".join(f"--column {f}={c}" for f, c in zip(("premise", "hypothesis"), candidates)) \
+        if len(candidates) == 2 else f"--column text={candidates[0]}"
+    raise DataError(f"{where}: cannot tell which columns are the text: {described}; name the template's fields "
+                    f"with --column FIELD=COLUMN (e.g. {example})")
+
+
+def _inferred_examples(table: Table, columns: Mapping[str, str] | None, label_column: str | None
+                       ) -> tuple[Examples, Labels]:
+    """Examples of a table whose task is not known: label column and fields inferred unless given."""
+    label = infer_label_column(table.header, table.where, label_column)
+    mapping = dict(columns) if columns else infer_text_fields(table.header, table.where, label if label in
+                                                              table.header else None)
+    return _examples(table, mapping, label)
+
+
+def _is_lmbff_folder(folder: Path) -> bool:
+    """Whether ``folder`` is laid out as LM-BFF's (TASK/K-SEED/split.tsv|csv with TASK an LM-BFF task)."""
+    try:
+        tid = task_id(folder.parent.name)
+    except DataError:
+        return False
+    return tid in LMBFF_TASK_DIRS and any(f.suffix in (".tsv", ".csv") for f in folder.iterdir() if f.is_file())
+
+
+def split_file(folder: str | os.PathLike, split: str) -> Path:
+    """The file of ``split`` in a data folder: ``<split>.tsv`` / ``.csv`` / ``.jsonl`` / ``.json`` /
+    ``.parquet`` (dev also as validation, val, dev_matched, ...)."""
+    folder = Path(folder)
+    for name in split_aliases(split):
+        found = [folder / f"{name}{ext}" for ext in _DATA_SUFFIXES if (folder / f"{name}{ext}").is_file()]
+        if len(found) > 1:
+            raise DataError(f"{folder} holds several files for split {split!r} ({', '.join(f.name for f in found)}); "
+                            "keep one")
+        if found:
+            return found[0]
+    have = sorted(f.name for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _DATA_SUFFIXES)
+    raise DataError(f"split {split!r} is not in {folder}: a data folder holds train / dev / test files "
+                    f"({', '.join(_DATA_SUFFIXES)}); data files there: {', '.join(have) or 'none'}")
+
+
+def read_labelled_rows(
+    spec: str | os.PathLike,
+    *,
+    split: str | None = None,
+    label_column: str | None = None,
+    fmt: str | None = None,
+    head: int | None = None,
+) -> tuple[list[str], list[dict[str, Any]], list[str], str]:
+    """Every column of labelled data, for writing a part of it back out: ``(header, rows, labels, label
+    column)``; rows keep their values as read, labels are text (a Hugging Face ClassLabel: its class names).
+
+    ``spec`` is anything :func:`read_examples` reads, or a data folder (``split``, default train; an LM-BFF
+    folder gives its parsed fields and ``label``). ``label_column`` None: label, labels, target, class, y."""
+    s = str(spec)
+    path = Path(s).expanduser()
+    if s != "-" and not s.startswith(HF_PREFIX) and path.is_dir() and not is_saved_dataset(path):
+        if _is_lmbff_folder(path):
+            examples, lmbff_labels = load_lmbff(path, split or "train")
+            n = _head(head)
+            examples, given = examples[:n], list(lmbff_labels or [])[:n]
+            header = list(dict.fromkeys(k for e in examples for k in e)) + ["label"]
+            return header, [{**e, "label": y} for e, y in zip(examples, given)], given, "label"
+        table = read_file(split_file(path, split or "train"))
+    else:
+        table = open_table(s, split, fmt)
+    table = table.head(_head(head))
+    label = infer_label_column(table.header, table.where, label_column or _LABEL)
+    if label is None or label not in table.header:
+        looked = f"looked for {', '.join(LABEL_COLUMNS)}" if label is None else repr(label)
+        raise DataError(f"{table.where} has no label column ({looked}); columns: {', '.join(table.header) or 'none'}; "
+                        "name it with --label-column")
+    _, labels = _examples(table, {}, label)
+    return table.header, table.rows, list(labels or []), label
 
 
 # --------------------------------------------------------------------------------------------
@@ -748,27 +728,46 @@ def load_data(
     label_column: str | None = _LABEL,
     fmt: str | None = None,
     verify: bool = True,
+    head: int | None = None,
 ) -> tuple[Examples, Labels]:
     """Load data named by ``spec``: an LM-BFF k-shot folder, a FewGLUE task folder, the AG News
-    folder, a data file (csv/tsv/jsonl, or "-" for stdin), or a task name such as ``sst2`` /
-    ``sst2:21`` (LM-BFF seed 21), ``agnews``, ``boolq``; ``split`` picks the split of a folder/task."""
+    folder, any other data folder of train / dev / test files (its task told by the columns: see
+    :func:`infer_text_fields`), a data file (csv / tsv / json / jsonl / parquet, or "-" for stdin), a
+    Hugging Face dataset (``hf:NAME[:CONFIG[:SPLIT]]``, or a folder saved by ``save_to_disk``; task told by
+    the columns), or a task name such as ``sst2`` / ``sst2:21`` (LM-BFF seed 21), ``agnews``, ``boolq``;
+    ``split`` picks the split of a folder, dataset or task. ``head`` keeps the first rows only (default:
+    :func:`head_rows`'s, else all)."""
+    n = _head(head)
+    examples, labels = _load_data(spec, split, columns, label_column, fmt, verify, n)
+    if n is not None and n < len(examples):
+        examples, labels = examples[:n], (labels[:n] if labels is not None else None)
+    return examples, labels
+
+
+def _load_data(spec: str | os.PathLike, split: str, columns: Mapping[str, str] | None, label_column: str | None,
+               fmt: str | None, verify: bool, head: int | None) -> tuple[Examples, Labels]:
     s = str(spec)
     if s == "-":
-        return read_examples(s, columns=columns, label_column=label_column, fmt=fmt)
+        return read_examples(s, columns=columns, label_column=label_column, fmt=fmt, head=head)
+    if s.startswith(HF_PREFIX):
+        return _inferred_examples(open_table(s, split).head(head), columns, label_column)
     p = Path(s).expanduser()
     if p.is_dir():
-        files = {f.name for f in p.iterdir()}
-        if p.parent.name == "superglue" or {"train.jsonl", "dev32.jsonl", "val.jsonl"} & files:
+        if is_saved_dataset(p):
+            return _inferred_examples(read_saved_dataset(p, split).head(head), columns, label_column)
+        if p.parent.name == "superglue" and _fewglue_task(p.name):
             return load_fewglue(p.name, split, root=p.parent.parent)
-        if p.name == "ag_news":
+        if p.name == "ag_news" and (p / "train_pool.csv").is_file():
             return load_ag_news(split, root=p.parent)
-        return load_lmbff(p, split, verify=verify)
+        if _is_lmbff_folder(p):
+            return load_lmbff(p, split, verify=verify)
+        return _inferred_examples(read_file(split_file(p, split)).head(head), columns, label_column)
     if p.is_file():
         if p.parent.name == "nli" and p.stem in _NLI_FILES:
             return load_nli(p.stem, root=p.parent.parent)
         if p.parent.name == "ag_news" and p.stem in ("test", "train_pool"):
             return load_ag_news(p.stem, root=p.parent.parent)
-        return read_examples(p, columns=columns, label_column=label_column, fmt=fmt)
+        return read_examples(p, columns=columns, label_column=label_column, fmt=fmt, head=head)
     # a task name, optionally with an LM-BFF seed: "sst2", "SST-2:21"
     m = re.fullmatch(r"([A-Za-z][A-Za-z0-9_\-]*)(?::(\d+))?", s)
     if not m:
@@ -785,8 +784,16 @@ def load_data(
         return load_fewglue(tid, split)
     raise DataError(
         f"{s!r} is neither an existing file or folder nor a known task name "
-        f"(e.g. sst2, sst2:21, agnews, boolq)"
+        f"(e.g. sst2, sst2:21, agnews, boolq) nor a Hugging Face dataset (hf:NAME[:CONFIG[:SPLIT]])"
     )
+
+
+def _fewglue_task(name: str) -> str | None:
+    try:
+        tid = task_id(name)
+    except DataError:
+        return None
+    return tid if tid in _FEWGLUE_DIRS else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -794,20 +801,9 @@ def load_data(
 # --------------------------------------------------------------------------------------------
 
 
-def sample_k_shot(
-    examples: Sequence[Mapping[str, str]],
-    labels: Sequence[str] | None,
-    k: int,
-    seed: int,
-    *,
-    strict: bool = True,
-) -> tuple[Examples, list[str]]:
-    """Pick ``k`` examples per class with a seeded numpy Generator; the picks keep their original
-    order. A class with fewer than ``k`` examples is an error unless ``strict=False`` (take all)."""
-    if labels is None:
-        raise DataError("sample_k_shot needs labels")
-    if len(examples) != len(labels):
-        raise DataError(f"{len(examples)} examples but {len(labels)} labels")
+def k_shot_indices(labels: Sequence[str], k: int, seed: int, *, strict: bool = True) -> list[int]:
+    """The positions of ``k`` examples per class, drawn with a seeded numpy Generator, in original order
+    (ascending). A class with fewer than ``k`` examples is an error unless ``strict=False`` (take all)."""
     if k < 1:
         raise DataError(f"k must be at least 1, got {k}")
     counts: dict[str, int] = {}
@@ -825,6 +821,25 @@ def sample_k_shot(
             taken[lab] += 1
             chosen.append(i)
     chosen.sort()
+    return chosen
+
+
+def sample_k_shot(
+    examples: Sequence[Mapping[str, str]],
+    labels: Sequence[str] | None,
+    k: int,
+    seed: int,
+    *,
+    strict: bool = True,
+) -> tuple[Examples, list[str]]:
+    """Pick ``k`` examples per class with a seeded numpy Generator; the picks keep their original
+    order. A class with fewer than ``k`` examples is an error unless ``strict=False`` (take all).
+    (:func:`k_shot_indices` gives the positions.)"""
+    if labels is None:
+        raise DataError("sample_k_shot needs labels")
+    if len(examples) != len(labels):
+        raise DataError(f"{len(examples)} examples but {len(labels)} labels")
+    chosen = k_shot_indices(labels, k, seed, strict=strict)
     return [dict(examples[i]) for i in chosen], [labels[i] for i in chosen]
 
 

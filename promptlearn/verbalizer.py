@@ -22,6 +22,7 @@ from .resources import shipped_dir
 
 AGGREGATIONS = ("mean", "max", "sum")
 _SHIPPED_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+INLINE = "inline verbalizer"  # how error messages name a verbalizer given as JSON text
 
 
 class Verbalizer:
@@ -76,22 +77,21 @@ class Verbalizer:
         except (OSError, UnicodeDecodeError) as exc:
             raise VerbalizerError(f"cannot read verbalizer file {path}: {exc}") from None
         if path.suffix == ".json" or text.lstrip().startswith("{"):
-            try:
-                mapping = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
-            except _DuplicateKey as exc:
-                raise VerbalizerError(f"{path}: class {exc.args[0]!r} is listed twice; give each class once, with "
-                                      f"all its label words") from None
-            except json.JSONDecodeError as exc:
-                raise VerbalizerError(f"{path}: invalid JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-            if not isinstance(mapping, dict):
-                raise VerbalizerError(f"{path}: the JSON must be an object mapping each class to its words")
+            mapping = _parse_json(text, str(path))
         else:
             mapping = _parse_text(text, str(path))
         return cls(mapping, aggregation=aggregation, source=str(path))
 
     @classmethod
+    def from_json(cls, text: str, *, aggregation: str = "mean") -> Verbalizer:
+        """An inline JSON verbalizer such as ``{"0": ["No"], "1": ["Yes"]}`` (what ``--verbalizer`` takes
+        besides files and shipped names)."""
+        return cls(_parse_json(text, INLINE), aggregation=aggregation, source=INLINE)
+
+    @classmethod
     def load(cls, spec: Verbalizer | Mapping[str, Any] | str | Path, *, aggregation: str | None = None) -> Verbalizer:
-        """Verbalizer from an object, a dict, a file path, or a shipped name such as ``sst2``."""
+        """Verbalizer from an object, a dict, a file path, a shipped name such as ``sst2``, or inline JSON text
+        (``{"negative": ["bad"], "positive": ["good"]}``: any string starting with ``{`` that is not a file)."""
         if isinstance(spec, Verbalizer):
             if aggregation is None or aggregation == spec.aggregation:
                 return spec
@@ -103,6 +103,8 @@ class Verbalizer:
         path = Path(text)
         if path.is_file():
             return cls.from_file(path, aggregation=aggregation)
+        if text.lstrip().startswith("{"):
+            return cls.from_json(text, aggregation=aggregation)
         if _SHIPPED_NAME.match(text):
             shipped = shipped_dir("verbalizers") / f"{text}.json"
             if shipped.is_file():
@@ -110,28 +112,17 @@ class Verbalizer:
             raise VerbalizerError(f"no shipped verbalizer {text!r}; available: {', '.join(list_shipped())}")
         if path.suffix or "/" in text:
             raise VerbalizerError(f"verbalizer file not found: {text}")
-        raise VerbalizerError(f"verbalizer {text!r} is neither a file nor a shipped name such as 'sst2'")
+        raise VerbalizerError(f"verbalizer {text!r} is neither a file, a shipped name such as 'sst2', nor inline JSON "
+                              f"such as '{{\"negative\": [\"bad\"], \"positive\": [\"good\"]}}'")
 
     def to_dict(self) -> dict[str, list[str]]:
         return {label: list(words) for label, words in zip(self.classes, self.words)}
 
     # -- labels -------------------------------------------------------------------------------
     def label_indices(self, labels: Iterable[Any]) -> list[int]:
-        """Class index of each label; a label is a class name, or an integer index in class order."""
-        index = {label: i for i, label in enumerate(self.classes)}
-        out = []
-        for position, label in enumerate(labels):
-            key = str(label)
-            if key in index:
-                out.append(index[key])
-            elif is_int(label) and 0 <= int(label) < len(self.classes) and not any(is_int(c) for c in self.classes):
-                out.append(int(label))
-            else:
-                raise UnknownLabelError(
-                    f"label {label!r} (item {position}) is not a class of {self.source or 'the verbalizer'}; "
-                    f"classes: {self.classes} (or their indices 0..{len(self.classes) - 1})"
-                )
-        return out
+        """Class index of each label; a label is a class name, or an integer index in class order (when no
+        class name is an integer; :func:`index_labels` says which labels were read that way)."""
+        return label_indices(labels, self.classes, where=self.source or "the verbalizer")
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -141,6 +132,48 @@ class Verbalizer:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Verbalizer) and (self.to_dict(), self.aggregation) == (other.to_dict(), other.aggregation)
+
+
+def label_indices(labels: Iterable[Any], classes: Sequence[str], *, where: str = "the verbalizer") -> list[int]:
+    """Class index of each label in ``classes``: a class name, or an integer index in class order when no class
+    name is itself an integer (:func:`index_labels` lists the labels read that way); anything else is an
+    :class:`UnknownLabelError` naming ``where`` the classes come from."""
+    index = {str(c): i for i, c in enumerate(classes)}
+    out = []
+    for position, label in enumerate(labels):
+        found = _label_index(label, index)
+        if found is None:
+            raise UnknownLabelError(f"label {label!r} (item {position}) is not a class of {where}; classes: "
+                                    f"{list(classes)} (or their indices 0..{len(classes) - 1})")
+        out.append(found)
+    return out
+
+
+def _label_index(label: Any, index: Mapping[str, int]) -> int | None:
+    """The class index of one label (``index``: class name -> index), or None when it names no class: a class
+    name, else an integer read as an index in class order when no class name is itself an integer."""
+    key = str(label)
+    if key in index:
+        return index[key]
+    if is_int(label) and 0 <= int(label) < len(index) and not any(is_int(c) for c in index):
+        return int(label)
+    return None
+
+
+def index_labels(labels: Iterable[Any], classes: Sequence[str]) -> dict[str, str]:
+    """The labels read as class indices rather than class names, each with the class it stands for
+    (``{"0": "negative", "1": "positive"}``, sorted by index); empty when every label names its class.
+
+    Integer labels silently take the verbalizer's class order, so a data set whose 0 means "positive"
+    would be scored inverted against a ``negative, positive`` verbalizer: callers show this mapping."""
+    index = {str(c): i for i, c in enumerate(classes)}
+    used = {}
+    for label in labels:
+        if str(label) not in index:
+            found = _label_index(label, index)
+            if found is not None:
+                used[int(label)] = str(classes[found])
+    return {str(number): used[number] for number in sorted(used)}
 
 
 def is_int(value: Any) -> bool:
@@ -163,6 +196,20 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(key)
         seen.add(key)
     return dict(pairs)
+
+
+def _parse_json(text: str, where: str) -> dict[str, Any]:
+    """A JSON verbalizer's class -> words object (a class named twice is an error, not silently merged)."""
+    try:
+        mapping = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise VerbalizerError(f"{where}: class {exc.args[0]!r} is listed twice; give each class once, with "
+                              f"all its label words") from None
+    except json.JSONDecodeError as exc:
+        raise VerbalizerError(f"{where}: invalid JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if not isinstance(mapping, dict):
+        raise VerbalizerError(f"{where}: the JSON must be an object mapping each class to its words")
+    return mapping
 
 
 def _parse_text(text: str, where: str) -> dict[str, list[str]]:

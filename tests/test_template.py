@@ -344,3 +344,57 @@ def test_equality_and_hash():
     b = Template("{{ text }} [MASK]\n")
     assert a == b and hash(a) == hash(b)
     assert a != Template("{{ text }} [MASK]", shortenable=["text"])
+
+
+# -- the flat fast path ----------------------------------------------------------------------------------------
+
+FLAT_VALUES = [
+    {"x": "a plain text .", "y": "second"},
+    {"x": "", "y": "empty first field"},
+    {"x": "[MASK] in the text , and {{ braces }} and \x02 markers \x1f\x03", "y": "ünïcödé — 日本語 ✓"},
+    {"x": 42, "y": 3.5},
+    {"x": True, "y": "  spaces around  "},
+]
+
+
+def _general(template: Template) -> Template:
+    """The same template forced through Jinja (the path every non-flat template takes)."""
+    forced = Template(template.source, name=template.name, shortenable=template.shortenable)
+    forced._flat = None
+    return forced
+
+
+@pytest.mark.parametrize("source", [
+    "{{ x }} It was [MASK].",
+    "Review: {{ x }}\nSentiment: [MASK]",
+    "{{ x }} ? [MASK] , {{ y }}",
+    "[MASK]: {{x}}{{y}}",
+    "Q: {{ x }}\n\nA: [MASK]\n",
+])
+def test_flat_templates_render_exactly_like_jinja(source):
+    template = Template(source)
+    assert template._flat is not None  # the fast path is taken
+    for example in FLAT_VALUES:
+        assert template.render(example) == _general(template).render(example)
+
+
+def test_every_shipped_flat_template_renders_exactly_like_jinja():
+    from promptlearn.template import list_shipped
+
+    flat = 0
+    for name in list_shipped():
+        template = Template.load(name)
+        if template._flat is None:
+            continue
+        flat += 1
+        for values in FLAT_VALUES:
+            example = {field: values["x"] if i % 2 == 0 else values["y"] for i, field in
+                       enumerate(sorted(template.fields))}
+            assert template.render(example) == _general(template).render(example), name
+    assert flat >= 20  # most shipped templates are flat
+
+
+@pytest.mark.parametrize("source", ["{% if x %}{{ x }}{% endif %} [MASK]", "{{ x | upper }} [MASK]",
+                                    "{{ x }} [MASK] [MASK]", "{{ x.y }} [MASK]"])
+def test_templates_with_logic_take_the_jinja_path(source):
+    assert Template(source)._flat is None

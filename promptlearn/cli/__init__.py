@@ -1,7 +1,11 @@
-"""The ``promptlearn`` command: ``classify``, ``evaluate``, ``train``, ``adapt``, ``search``, ``templates``, ``bench``.
+"""The ``promptlearn`` command: ``classify``, ``evaluate``, ``train``, ``adapt``, ``search``, ``sample``, ``templates``,
+``bench``.
 
-``parser`` builds the options of every subcommand; ``predict`` runs classify / evaluate / templates, ``train``
-runs train / adapt / search, ``bench`` hands its arguments to the benchmark runner.
+``parser`` builds the options of every subcommand (the global ones, such as ``-v``, are accepted before or after
+the verb); ``predict`` runs classify / evaluate, ``templates`` lists or shows the shipped templates, ``train``
+runs train / adapt / search, ``sample`` draws K examples per class from a file, ``bench`` hands its arguments
+to the benchmark runner. ``labels`` reads the data's labels as classes (``--label-map``); ``diagnostics`` warns
+when the predictions collapse onto one class.
 
 Errors the user can fix are printed as one line (no traceback) and exit with status 2.
 
@@ -52,7 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("promptlearn").info("%d processes: each takes a slice of every batch and of the examples "
                                               "scored; this one (the main process) writes the results",
                                               process.num_processes)
-    return _run(args.run, args)
+    from ..data import head_rows
+
+    with head_rows(getattr(args, "head", None)):  # --head: every data reader of the command keeps the first N rows
+        return _run(args.run, args)
 
 
 def _run(command: Callable[[Any], int], argument: Any) -> int:

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import copy
+from collections.abc import Sequence
+from typing import Any
 
+from ..models import DTYPES
 from .bench import run_bench
-from .predict import run_classify, run_evaluate, run_list
+from .predict import run_classify, run_evaluate
+from .templates import run_templates
+from .sample import run_sample
 from .train import run_adapt, run_search, run_train
+
+DTYPE_HELP = ("the model's weights: float32, bfloat16 (half the memory; on CPU too), float16 (scoring only) or "
+              "auto (the checkpoint's own); default float32. Scores stay float32")
 
 EPILOG_CLASSIFY = """examples:
   promptlearn classify --template sst2/review --text "A gorgeous, witty film."
   promptlearn classify --model ./my-roberta --template sst2/it_was --verbalizer sst2 --input reviews.csv \\
       --column text=review --output predictions.csv --calibrate
-  cat texts.jsonl | promptlearn classify --template agnews/topic --input - --format jsonl
+  cat texts.jsonl | promptlearn classify --template agnews/article --input - --format jsonl
 """
 
 EPILOG_TRAIN = """examples:
@@ -32,7 +41,10 @@ EPILOG_TRAIN = """examples:
 
 EPILOG_EVALUATE = """examples:
   promptlearn evaluate --template sst2/review --data ../shared/data/lm-bff/k-shot/SST-2/16-13
-  promptlearn evaluate --template trec/question --data trec --limit 200 --seed 0 --calibrate --output report.json
+  promptlearn evaluate --template trec/answer_type --data trec --limit 200 --seed 0 --output report.json
+  promptlearn evaluate --template sst2/review --data labelled.csv --label-map 0=positive,1=negative \\
+      --output predictions.csv      # per-example raw and calibrated predictions, figures in predictions.metrics.json
+  promptlearn evaluate --template sst2/review --verbalizer '{"negative": ["bad"], "positive": ["good"]}' --data sst2
   promptlearn evaluate --template sst2/review --data labelled.csv --column text=review --label-column stars
 """
 
@@ -50,14 +62,17 @@ def _add_prompt_options(parser: argparse.ArgumentParser, *, template_required: b
                             + ("" if template_required else " (required unless --model-dir)")
                             + ("; repeat it for an ensemble" if repeatable else ""))
     group.add_argument("--verbalizer", action="append" if repeatable else "store",
-                       help="verbalizer file (.json or 'label: word, word' text), or shipped name (e.g. sst2); "
-                            "default for a shipped template task/name: task_name, else task"
+                       help="verbalizer file (.json or 'label: word, word' text), shipped name (e.g. sst2), or "
+                            "inline JSON such as '{\"0\": [\"No\"], \"1\": [\"Yes\"]}'; default for a shipped "
+                            "template task/name: task_name, else task"
                             + ("; with several --template: one for all, or one per template in the same order"
                                if repeatable else ""))
     group.add_argument("--shorten", action="append", metavar="FIELD",
                        help="field that truncation may shorten (repeatable; default: every field)")
     scoring = parser.add_argument_group("scoring")
-    scoring.add_argument("--calibrate", action="store_true", help="contextual calibration (content-free inputs)")
+    scoring.add_argument("--calibrate", action="store_true",
+                         help="contextual calibration (content-free inputs); evaluate reports raw and calibrated "
+                              "figures from one pass either way, --calibrate puts the calibrated ones first")
     scoring.add_argument("--multi-token", choices=("parallel", "left_to_right"), default="parallel",
                          help="decoding of multi-token label words with masked LMs (default: parallel)")
     scoring.add_argument("--after-mask", choices=("drop", "score"), default="drop",
@@ -67,6 +82,7 @@ def _add_prompt_options(parser: argparse.ArgumentParser, *, template_required: b
     scoring.add_argument("--batch-size", type=_positive_int, default=16, help="examples per forward pass (default 16)")
     scoring.add_argument("--max-length", type=_positive_int, help="token budget of one prompt (default: model window)")
     scoring.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
+    scoring.add_argument("--dtype", choices=DTYPES, help=DTYPE_HELP)
     demos = parser.add_argument_group("in-context demonstrations")
     demos.add_argument("--demos", type=_non_negative_int, metavar="K",
                        help="K labelled demonstrations per class in every prompt, rendered with the template and "
@@ -93,9 +109,12 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("input data")
     group.add_argument("--column", action="append", default=[], metavar="FIELD=COLUMN",
                        help="map a template field to a file column, e.g. text=review (repeatable)")
-    group.add_argument("--format", dest="fmt", choices=("csv", "tsv", "jsonl"),
-                       help="format of --input/--data when the extension does not say (required for stdin "
-                            "unless it can be sniffed)")
+    group.add_argument("--format", dest="fmt", choices=("csv", "tsv", "json", "jsonl", "parquet"),
+                       help="format of --input/--data when the extension does not say (stdin is sniffed "
+                            "otherwise); json: an array of records or an object of records or columns")
+    group.add_argument("--head", type=_non_negative_int, metavar="N",
+                       help="read only the first N rows (in file order) of each file or split read; --limit "
+                            "(evaluate) draws a seeded random subset instead")
 
 
 def _non_negative_int(value: str) -> int:
@@ -112,6 +131,27 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _checkpoint_interval(value: str) -> tuple[str, float]:
+    """--checkpoint-every: a number of steps (``50``), or a time with its unit (``90s``, ``10m``, ``1.5h``), as
+    ``("steps", N)`` or ``("minutes", M)``."""
+    text = value.strip().lower()
+    if text.isdigit() and int(text) > 0:
+        return "steps", int(text)
+    units = {"s": 1 / 60, "m": 1.0, "min": 1.0, "h": 60.0}
+    for unit, minutes in sorted(units.items(), key=lambda item: -len(item[0])):
+        number = text[:-len(unit)].strip()
+        if text.endswith(unit) and number:
+            try:
+                amount = float(number) * minutes
+            except ValueError:
+                break
+            if amount > 0:
+                return "minutes", amount
+            break
+    raise argparse.ArgumentTypeError(f"must be a number of steps (e.g. 50) or a time (e.g. 90s, 10m, 1.5h), "
+                                     f"got {value!r}")
+
+
 def _keep_margin(value: str) -> float | str:
     if value == "auto":
         return value
@@ -124,12 +164,56 @@ def _keep_margin(value: str) -> float | str:
     return number
 
 
+AFTER_VERB = "_after_verb_"  # where a subcommand's copy of a global option stores (merged by _Parser)
+
+
+class _Parser(argparse.ArgumentParser):
+    """The top-level parser. Its options (-v, --version, ...) are global: every subcommand has a copy, so they
+    work after the verb too (``promptlearn evaluate -v``; see :func:`_share_global_options`). A count adds up
+    over both places (``-v evaluate -v`` is ``-vv``); any other value given after the verb wins."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        actions = {action.dest: action for action in self._actions}
+        for key in [key for key in vars(namespace) if key.startswith(AFTER_VERB)]:
+            dest, value = key[len(AFTER_VERB):], getattr(namespace, key)
+            delattr(namespace, key)
+            if isinstance(actions.get(dest), argparse._CountAction):
+                value += getattr(namespace, dest, None) or 0
+            setattr(namespace, dest, value)
+        return namespace, extras
+
+
+def _share_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
+    """Copy the top-level options (all but --help) into every subcommand but ``bench`` (whose arguments go to
+    the benchmark runner), under "global options" in its --help. A copy stores under ``AFTER_VERB + dest`` with
+    no default, so an option given only before the verb keeps its value; an option string a subcommand already
+    uses stays the subcommand's own."""
+    shared = [action for action in parser._actions
+              if action.option_strings and not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction))]
+    done: set[int] = set()
+    for name, sub in commands.choices.items():
+        if name == "bench" or id(sub) in done:
+            continue
+        done.add(id(sub))
+        group = sub.add_argument_group("global options (also accepted before the command)")
+        for action in shared:
+            strings = [string for string in action.option_strings if string not in sub._option_string_actions]
+            if not strings:
+                continue
+            twin = copy.copy(action)
+            twin.option_strings, twin.dest, twin.default = strings, AFTER_VERB + action.dest, argparse.SUPPRESS
+            twin.metavar = action.metavar or action.dest.upper()
+            group._add_action(twin)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="promptlearn",
-                                     description="Prompt-based zero- and few-shot text classification.")
+    parser = _Parser(prog="promptlearn", description="Prompt-based zero- and few-shot text classification.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("--version", action="version", version=f"promptlearn {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # plain parsers for the subcommands: the global options given after the verb are merged by _Parser alone
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=argparse.ArgumentParser)
     commands.required = True
 
     classify = commands.add_parser("classify", help="classify texts with a prompt",
@@ -165,7 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label-column", default="label", help="label column of a file (default: label)")
     data.add_argument("--limit", type=_positive_int, help="evaluate a fixed seeded subset of this many examples")
     data.add_argument("--seed", type=int, default=0, help="seed of the --limit subset (default 0)")
-    data.add_argument("--output", help="also write the report as JSON to this file")
+    data.add_argument("--label-map", action="append", metavar="RAW=CLASS,...",
+                      help="which class each label of the data stands for, e.g. 0=positive,1=negative (default: "
+                           "class names as they are; integer labels as indices in the classes' order, with a "
+                           "warning; required when integer labels do not include 0)")
+    data.add_argument("--output", help="also write the report, with every example's raw and calibrated predictions, "
+                                       "as JSON to this file; a .csv / .tsv / .jsonl file gets the predictions as a "
+                                       "table and the report beside it (FILE.metrics.json)")
     evaluate.set_defaults(run=run_evaluate)
 
     train = commands.add_parser("train", help="prompt-based fine-tuning (PET / LM-BFF) on a few labelled examples",
@@ -193,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.add_argument("--train-batch-size", type=_positive_int, default=8, help="examples per step (default 8)")
     hyper.add_argument("--gradient-accumulation", type=_positive_int, default=1,
                        help="micro-batches per optimizer step (default 1)")
+    hyper.add_argument("--tokens-per-pass", type=_non_negative_int, metavar="N",
+                       help="memory: compute a batch whose (padded) tokens exceed N in several forward/backward "
+                            "passes, same gradient; activations take ~1.25 MiB per token with smollm2 (default: "
+                            "512 on a CPU, no limit on a GPU; 0: no limit)")
     hyper.add_argument("--warmup-ratio", type=float, default=0.0, help="linear warm-up share of the steps")
     hyper.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default 0.01)")
     hyper.add_argument("--trainable", default="all",
@@ -204,6 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.add_argument("--eval-every", type=_positive_int, help="evaluate on dev every N steps (default: at the end)")
     hyper.add_argument("--patience", type=_positive_int, help="stop after N evaluations without dev gain")
     hyper.add_argument("--seed", type=int, default=0, help="seed of data order, dropout and masking (default 0)")
+    progress = train.add_argument_group("progress and checkpoints")
+    progress.add_argument("--log-every", type=_positive_int, default=10, metavar="N",
+                          help="a progress line on stderr (step, loss, learning rate, examples/s, ETA) every N steps "
+                               "or 30 s, whichever comes first, terminal or not (default 10); the plan (steps = "
+                               "epochs x batches) comes first and a time estimate after step 3")
+    progress.add_argument("-q", "--quiet", action="store_true",
+                          help="no progress lines or bars (warnings and errors only)")
+    progress.add_argument("--checkpoint-every", type=_checkpoint_interval, default="10m", metavar="N|TIME",
+                          help="save a checkpoint in --output every N steps, or every TIME of wall-clock time (90s, "
+                               "10m, 1.5h; default 10m), and at the end; Ctrl-C or SIGTERM also saves one at the "
+                               "last finished step. --resume continues from it")
     several = train.add_argument_group("ensembles (several --template), distillation and iPET (PET)")
     several.add_argument("--ensemble", choices=("mean", "log_mean", "weighted", "vote"),
                          help="how the prompts' predictions combine: mean probability, mean log-probability, "
@@ -318,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_training.add_argument("--overwrite", action="store_true",
                                 help="replace an existing OUTPUT (and discard an interrupted run's checkpoints)")
     adapt_training.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
+    adapt_training.add_argument("--dtype", choices=DTYPES, help=DTYPE_HELP)
     adapt_training.add_argument("--threads", type=_positive_int,
                                 help="CPU threads for torch (default: torch's choice); on a CPU shared with other "
                                      "jobs, 1 can be many times faster")
@@ -365,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="examples per forward pass (default 16)")
     search_model.add_argument("--max-length", type=_positive_int, help="token budget of one prompt")
     search_model.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
+    search_model.add_argument("--dtype", choices=DTYPES, help=DTYPE_HELP)
     search_model.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)")
     _add_data_options(search)
     search_data = search.add_argument_group("labelled examples")
@@ -416,9 +523,43 @@ def build_parser() -> argparse.ArgumentParser:
                                help="replace an earlier search's files in --out")
     search.set_defaults(run=run_search)
 
-    templates = commands.add_parser("templates", help="list the shipped templates and verbalizers",
-                                    description="List the shipped templates (task/name) and verbalizers.")
-    templates.set_defaults(run=run_list)
+    templates = commands.add_parser("templates", help="list the shipped templates and verbalizers, or show one",
+                                    description="List the shipped templates (task/name) and verbalizers, or "
+                                                "show one: a template's text, its fields and its verbalizers.",
+                                    epilog="examples:\n  promptlearn templates\n  promptlearn templates sst5/review\n"
+                                           "  promptlearn templates sst2\n  promptlearn templates sst2_review\n",
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    templates.add_argument("name", nargs="?", metavar="NAME",
+                           help="show a template (e.g. sst5/review: its text, fields and verbalizers), every "
+                                "template of a task (sst5), or a verbalizer (sst2_review)")
+    templates.set_defaults(run=run_templates)
+
+    sample = commands.add_parser(
+        "sample", help="K labelled examples per class from a data file (seeded), every column kept",
+        description="Draw K rows per class from labelled data (seeded; the rows keep their order, every column and "
+                    "its values) and write them in the format of --output's suffix (.csv, .tsv, .json, .jsonl, "
+                    ".parquet), atomically.",
+        epilog="examples:\n"
+               "  promptlearn sample --k 16 --seed 13 --input train.csv --output train-16-13.csv\n"
+               "  promptlearn sample --k 8 --seed 21 --input reviews.json --label-column stars --output k8.jsonl\n"
+               "  promptlearn sample --k 16 --seed 13 --input hf:imdb::train --output imdb-16-13.parquet\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sample.add_argument("--input", required=True,
+                        help="labelled data: a .csv / .tsv / .json / .jsonl / .parquet file (- for stdin), a data "
+                             "folder (its --split), hf:NAME[:CONFIG[:SPLIT]] or a folder saved by save_to_disk")
+    sample.add_argument("--output", required=True, help="file to write, in the format of its suffix (may be --input)")
+    sample.add_argument("--k", type=_positive_int, required=True, help="rows per class")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    sample.add_argument("--label-column", help="label column (default: label, labels, target, class or y)")
+    sample.add_argument("--split", help="split of a folder or dataset (default: train for a folder; a dataset's "
+                                        "only split)")
+    sample.add_argument("--allow-fewer", action="store_true",
+                        help="take every row of a class with fewer than K rows (default: an error)")
+    sample.add_argument("--format", dest="fmt", choices=("csv", "tsv", "json", "jsonl", "parquet"),
+                        help="format of --input when its extension does not say")
+    sample.add_argument("--head", type=_non_negative_int, metavar="N",
+                        help="sample from the first N rows (in file order) only")
+    sample.set_defaults(run=run_sample)
 
     # Everything after "bench" goes to the runner's own parser (main() hands it over before this parser sees
     # it, so runner options may come first); this entry lists the command and takes ``-v bench CONFIG ...``.
@@ -428,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "checkout. `promptlearn bench --help` lists the runner's options.", add_help=False)
     bench.add_argument("runner_args", nargs=argparse.REMAINDER, metavar="CONFIG ...")
     bench.set_defaults(run=run_bench)
+    _share_global_options(parser, commands)  # last: every top-level option, whoever added it
     return parser
 
 

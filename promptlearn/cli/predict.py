@@ -1,18 +1,24 @@
-"""``classify``, ``evaluate`` and ``list``: a prompt (or a saved classifier) applied to texts."""
+"""``classify`` and ``evaluate``: a prompt (or a saved classifier) applied to texts, timed apart from loading."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..artifacts import atomic_write, atomic_write_text
 from ..errors import PromptlearnError
+
+logger = logging.getLogger(__name__)
 
 
 def _main_process() -> bool:
@@ -71,21 +77,21 @@ def _classifier(args: argparse.Namespace, **training: Any) -> Any:
 
         saved = saved_class(args.model_dir)
         base = {"model": args.model} if getattr(args, "model", None) else {}  # the caller's model, never a saved path
+        base.update(batch_size=args.batch_size, device=args.device, show_progress=None)
+        if args.dtype:  # else the dtype the folder was saved with
+            base["dtype"] = args.dtype
         demos = _demo_options(args)
         if demos and saved is not PromptClassifier:
             raise PromptlearnError(f"--demos, --demo-pool, --demo-selection, --demo-sets and --chat-template apply to "
                                    f"a single prompt, but {args.model_dir} holds a {saved.__name__}")
         if saved is PromptEnsemble:
-            ensemble = PromptEnsemble.load(args.model_dir, batch_size=args.batch_size, device=args.device,
-                                           show_progress=None, **base)
+            ensemble = PromptEnsemble.load(args.model_dir, **base)
             return ensemble.set_params(calibrate_members=args.calibrate or ensemble.calibrate_members)
         if saved is not PromptClassifier:  # a distilled student (FineTuneClassifier) or a probe
             if args.calibrate:
                 raise PromptlearnError(f"--calibrate needs a prompt, but {args.model_dir} holds a {saved.__name__}")
-            return saved.load(args.model_dir, batch_size=args.batch_size, device=args.device, show_progress=None,
-                              **base)
-        classifier = PromptClassifier.load(args.model_dir, batch_size=args.batch_size, device=args.device,
-                                           show_progress=None, **base)
+            return saved.load(args.model_dir, **base)
+        classifier = PromptClassifier.load(args.model_dir, **base)
         return classifier.set_params(calibrate=args.calibrate or classifier.calibrate, **demos)
     if not args.template:
         raise PromptlearnError("--template is required (a file, a shipped name such as sst2/it_was, or Jinja text)")
@@ -94,7 +100,7 @@ def _classifier(args: argparse.Namespace, **training: Any) -> Any:
         verbalizer=args.verbalizer or default_verbalizer(args.template),
         calibrate=args.calibrate, multi_token=args.multi_token, after_mask=args.after_mask,
         aggregation=args.aggregation, shortenable=args.shorten, batch_size=args.batch_size,
-        max_length=args.max_length, device=args.device, gguf_file=args.gguf_file,
+        max_length=args.max_length, device=args.device, dtype=args.dtype, gguf_file=args.gguf_file,
         show_progress=None, **training, **_demo_options(args),
     )
 
@@ -112,7 +118,9 @@ def run_classify(args: argparse.Namespace) -> int:
                                "(- for stdin)")
     columns = _columns(args.column)
     output_format = _output_format(args.output)
+    start = time.perf_counter()
     classifier = _classifier(args)
+    load_seconds = time.perf_counter() - start
     template = classifier.template_
     classifier.verbalizer_  # validate before loading the model
     if args.text:
@@ -134,9 +142,20 @@ def run_classify(args: argparse.Namespace) -> int:
             f"the input already has column(s) {taken}, where classify would write its predictions; keep both with "
             f"--prediction-prefix (e.g. --prediction-prefix predicted_ writes predicted_label, predicted_p(...)) "
             f"or rename those columns")
-    probabilities = classifier.predict_proba(examples)  # several processes: scored in slices, gathered in order
+    load_seconds += _load_models(classifier)
+    start = time.perf_counter()
+    # several processes: scored in slices, gathered in order ... (calibrated: raw too, from the same scores)
+    primary, variants, prior = _score(classifier, examples, both=classifier.calibrate)
+    seconds = time.perf_counter() - start
     if not _main_process():  # ... and written once, by the main process
         return 0
+    from ..metrics import format_timing
+    from .diagnostics import collapse_warnings
+
+    collapse_warnings({name: predicted for name, (predicted, _) in variants.items()}, classes, prior=prior,
+                      check=[primary])
+    probabilities = variants[primary][1]
+    timing = format_timing(len(examples), seconds, load_seconds)
     header = [label_column, *prob_columns, *input_header]
     records = []
     for row, probs in zip(rows, probabilities):
@@ -146,9 +165,10 @@ def run_classify(args: argparse.Namespace) -> int:
         records.append(record)
     if args.output is None:
         _dump(records, sys.stdout, output_format, header)
+        logger.info("%s", timing)
     else:
         atomic_write(args.output, lambda handle: _dump(records, handle, output_format, header))
-        print(f"wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+        print(f"wrote {len(records)} predictions to {args.output} ({timing})", file=sys.stderr)
     return 0
 
 
@@ -188,13 +208,95 @@ def _dump(records: list[dict[str, Any]], handle: Any, suffix: str, header: list[
         writer.writerow({k: v if isinstance(v, (str, float)) else _to_text(v) for k, v in record.items()})
 
 
+def _load_models(classifier: Any) -> float:
+    """Load the model(s) of ``classifier`` now (a prompt's load on first use) and return the seconds it took, so
+    that the scoring time measured next is scoring alone."""
+    start = time.perf_counter()
+    for member in getattr(classifier, "members_", None) or getattr(classifier, "members", None) or [classifier]:
+        if hasattr(member, "scorer_"):  # a PromptClassifier; baselines load their model in load()
+            member.scorer_, member.prompt_
+    return time.perf_counter() - start
+
+
+def _score(classifier: Any, examples: list[dict[str, Any]], *, both: bool) -> tuple[str, dict[str, Any], Any]:
+    """Score ``examples`` once: ``(primary, {variant: (predicted class indices, probabilities)}, prior)``.
+
+    ``primary`` is the variant the classifier was asked for (``calibrated`` with --calibrate, else ``raw``).
+    With ``both``, a prompt also gives the other variant from the same class scores (calibration only adds
+    the content-free inputs; not with demonstrations and no --calibrate, where every demonstration set would
+    need content-free prompts of its own). ``prior`` is the content-free prior as ``{class: probability}``
+    when a calibrated variant was computed, else None. Ensembles and distilled students give one variant."""
+    from ..classifier import PromptClassifier
+
+    def variant(probabilities: Any) -> tuple[Any, Any]:
+        return probabilities.argmax(axis=1), probabilities
+
+    if isinstance(classifier, PromptClassifier):
+        primary = "calibrated" if classifier.calibrate else "raw"
+        if both and (classifier.calibrate or not classifier.demos):
+            raw, calibrated = classifier.raw_and_calibrated_log_proba(examples)
+            variants = {"raw": variant(np.exp(raw)), "calibrated": variant(np.exp(calibrated))}
+        else:
+            variants = {primary: variant(classifier.predict_proba(examples))}
+        prior = None
+        if "calibrated" in variants:
+            prior = {c: round(float(p), 6) for c, p in zip(classifier.classes_, classifier.content_free_prior())}
+        return primary, variants, prior
+    if hasattr(classifier, "predict_with_proba"):  # an ensemble: vote ties are broken by the mean probability
+        primary = "calibrated" if getattr(classifier, "calibrate_members", False) else "raw"
+        return primary, {primary: classifier.predict_with_proba(examples)}, None
+    return "raw", {"raw": variant(classifier.predict_proba(examples))}, None
+
+
+def _prediction_columns(variants: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """evaluate's per-example columns: ``raw_label``, ``raw_p(<class>)``..., then the same for ``calibrated``."""
+    return [column for name in variants for column in (f"{name}_label", *(f"{name}_p({c})" for c in classes))]
+
+
+def _prediction_records(variants: dict[str, Any], classes: Sequence[str], examples: list[dict[str, Any]],
+                        label_column: str, labels: Sequence[Any]) -> list[dict[str, Any]]:
+    """One record per example: each variant's predicted class and probabilities, then the true label (under the
+    data's label column) and the example's fields."""
+    records = []
+    for position, (example, label) in enumerate(zip(examples, labels)):
+        record: dict[str, Any] = {}
+        for name, (predicted, probabilities) in variants.items():
+            record[f"{name}_label"] = classes[int(predicted[position])]
+            record.update({f"{name}_p({c})": round(float(p), 6) for c, p in zip(classes, probabilities[position])})
+        record[label_column] = label
+        record.update(example)
+        records.append(record)
+    return records
+
+
+def _evaluate_output(output: str | None) -> str | None:
+    """``--output``'s kind, checked before any work: a .csv / .tsv / .jsonl table of per-example predictions
+    (its figures in a ``.metrics.json`` file beside it), else None: one JSON report holding both."""
+    _check_output_path(output)
+    suffix = Path(output).suffix.lower() if output else ""
+    return suffix if suffix in (".csv", ".tsv", ".jsonl") else None
+
+
+def metrics_path(output: str | os.PathLike) -> Path:
+    """Where ``evaluate --output predictions.csv`` writes its figures: ``predictions.metrics.json``."""
+    return Path(output).with_suffix(".metrics.json")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
+    """Score labelled data once and report raw and calibrated figures from the same class scores (a prompt),
+    with warnings for collapsed predictions and integer labels read as class indices; ``--output`` gets the
+    report with every example's predictions. Model loading is timed apart from scoring."""
     from ..data import load_data, subsample
     from ..metrics import classification_report, format_report
+    from .diagnostics import class_counts, collapse_warnings
+    from .labels import class_indices, parse_label_map
 
     columns = _columns(args.column)
-    _check_output_path(args.output)
-    classifier = _classifier(args)
+    table = _evaluate_output(args.output)
+    label_map = parse_label_map(args.label_map)
+    start = time.perf_counter()
+    classifier = _classifier(args)  # a saved distilled student loads its model here
+    load_seconds = time.perf_counter() - start
     from ..classifier import PromptClassifier
 
     prompt = isinstance(classifier, PromptClassifier)  # else a saved ensemble or distilled student (--model-dir)
@@ -211,22 +313,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
     subset = bool(args.limit) and args.limit < total
     if subset:
         examples, labels = subsample(examples, labels, args.limit, args.seed)
-    if prompt:
-        truth = verbalizer.label_indices(labels)
-    else:
-        truth = (classifier.label_indices(labels) if hasattr(classifier, "label_indices")
-                 else classifier._label_indices(labels))
+    classes = list(classifier.classes_)
+    truth, label_mapping = class_indices(labels, classes, label_map, where=str(args.data),
+                                         classes_from=(verbalizer.source or "the verbalizer") if prompt
+                                         else str(args.model_dir))
+    label_column = args.label_column or "label"
+    if table:
+        taken = sorted(set(_prediction_columns(("raw", "calibrated"), classes)) & {k for e in examples for k in e})
+        if taken:
+            raise PromptlearnError(f"the data already has column(s) {taken}, where evaluate would write its "
+                                   f"predictions; rename them")
+    load_seconds += _load_models(classifier)
     start = time.perf_counter()
-    if hasattr(classifier, "predict_with_proba"):  # an ensemble: vote ties are broken by the mean probability
-        predicted, probabilities = classifier.predict_with_proba(examples)
-    else:
-        probabilities = classifier.predict_proba(examples)
-        predicted = probabilities.argmax(axis=1)
+    primary, variants, prior = _score(classifier, examples, both=True)
     seconds = time.perf_counter() - start
     if not _main_process():  # several processes: scored in slices and gathered; the main process reports
         return 0
-    report = classification_report(truth, predicted, list(classifier.classes_))
+    reports = {}
+    for name, (predicted, _) in variants.items():
+        reports[name] = classification_report(truth, predicted, classes)
+        reports[name]["predicted"] = class_counts(predicted, classes)
+    warnings = collapse_warnings({name: predicted for name, (predicted, _) in variants.items()}, classes,
+                                 truth=truth, prior=prior)
     members = getattr(classifier, "members", [])  # an ensemble's
+    report = dict(reports[primary])
     report.update({
         "data": str(args.data), "split": args.split, "n_examples": len(examples), "n_available": total,
         "subset_seed": args.seed if subset else None, "model": args.model_dir or args.model or "smollm2",
@@ -234,21 +344,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
                      else [m.template_.source for m in members if hasattr(m, "template_")] or None),
         "verbalizer": (verbalizer.to_dict() if prompt
                        else [m.verbalizer_.to_dict() for m in members if hasattr(m, "verbalizer_")] or None),
-        "calibrate": args.calibrate, "seconds": round(seconds, 2),
+        "label_map": label_mapping or None,
+        "calibrate": args.calibrate, "variant": primary,
+        "variants": {name: {k: v for k, v in r.items() if k != "classes"} for name, r in reports.items()},
+        "content_free_prior": prior,
         **({"demos": classifier.demos, "demo_selection": classifier.demo_selection, "demo_sets": classifier.demo_sets,
             "chat_template": classifier.chat_template} if prompt and classifier._uses_context() else {}),
+        "load_seconds": round(load_seconds, 2), "seconds": round(seconds, 2),
         "examples_per_second": round(len(examples) / seconds, 2) if seconds > 0 else None,
+        "warnings": warnings,
     })
     print(format_report(report))
     if args.output:
-        atomic_write_text(args.output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    return 0
-
-
-def run_list(args: argparse.Namespace) -> int:
-    from ..template import list_shipped as templates
-    from ..verbalizer import list_shipped as verbalizers
-
-    print("templates:   " + " ".join(templates()))
-    print("verbalizers: " + " ".join(verbalizers()))
+        records = _prediction_records(variants, classes, examples, label_column, labels)
+        if table:
+            header = [*_prediction_columns(variants, classes), label_column]
+            atomic_write(args.output, lambda handle: _dump(records, handle, table, header))
+            atomic_write_text(metrics_path(args.output), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        else:
+            atomic_write_text(args.output, json.dumps({**report, "predictions": records}, indent=2,
+                                                      ensure_ascii=False) + "\n")
     return 0

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +62,22 @@ def run_train(args: argparse.Namespace) -> int:
     if prompts is not None:
         return _train_ensemble(args, prompts, output, (train_x, train_y),
                                (dev_x, dev_y) if dev_x is not None else None, unlabeled)
-    classifier = _classifier(args, checkpoint_dir=str(output), **_training_options(args), **_source_options(args))
+    classifier = _classifier(args, checkpoint_dir=str(output), **_training_options(args), **_source_options(args),
+                             **_progress_options(args))
+    if getattr(args, "quiet", False):  # -q: no progress bars either
+        classifier.set_params(show_progress=False)
     classifier.template_, classifier.verbalizer_  # validate before loading the model
     start = time.perf_counter()
-    classifier.fit(train_x, train_y, unlabeled=unlabeled,
-                   dev=(dev_x, dev_y) if dev_x is not None else None, resume=args.resume)
+    from ..training import TrainingInterrupted
+
+    try:
+        with progress_log(getattr(args, "quiet", False)):
+            classifier.fit(train_x, train_y, unlabeled=unlabeled,
+                           dev=(dev_x, dev_y) if dev_x is not None else None, resume=args.resume)
+    except TrainingInterrupted as exc:
+        if is_main_process():
+            print(f"promptlearn: {interrupted_message(exc)}", file=sys.stderr)
+        return exc.exit_status
     seconds = time.perf_counter() - start
     classifier.set_params(checkpoint_dir=None)
     if not is_main_process():  # several processes: they hold the same weights; the main process saves them
@@ -75,6 +89,62 @@ def run_train(args: argparse.Namespace) -> int:
                "stopped_early": result.stopped_early}
     print(json.dumps(summary))
     return 0
+
+
+def interrupted_message(exc: Any) -> str:
+    """The one line `promptlearn train` prints when Ctrl-C or SIGTERM stopped training (a TrainingInterrupted)."""
+    how = "interrupted" if exc.signal_name == "SIGINT" else f"stopped by {exc.signal_name}"
+    if exc.checkpoint is not None:
+        return (f"{how} at step {exc.step} of {exc.total}; checkpoint saved in {exc.checkpoint}: rerun the same "
+                "command with --resume to continue from it")
+    return f"{how} before the first step finished; nothing to save: rerun the same command to start again"
+
+
+class _ProgressHandler(logging.Handler):
+    """Writes log lines to the current stderr, through tqdm so that a progress bar on a terminal is redrawn
+    below them instead of being cut."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm.auto import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never stop training
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def progress_log(quiet: bool) -> Iterator[None]:
+    """While training: the ``promptlearn.training`` logger's lines (plan, estimate, a line every --log-every
+    steps, interruptions) on stderr, terminal or not; with ``quiet`` (-q) only its warnings, as for other
+    loggers. Only the main process of several writes them. The logger is left as it was afterwards."""
+    log = logging.getLogger("promptlearn.training")
+    if quiet or not is_main_process():
+        yield
+        return
+    handler = _ProgressHandler(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(min(logging.INFO, log.getEffectiveLevel()))
+    log.propagate = False  # with -v the root handler would print every line a second time
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+
+
+def _progress_options(args: argparse.Namespace) -> dict[str, Any]:
+    """PromptClassifier's logging, checkpoint and memory parameters from --log-every, --checkpoint-every and
+    --tokens-per-pass."""
+    unit, amount = getattr(args, "checkpoint_every", None) or ("minutes", 10.0)
+    options: dict[str, Any] = {"log_every": getattr(args, "log_every", 10),
+                               "train_tokens_per_pass": getattr(args, "tokens_per_pass", None),
+                               "checkpoint_every": amount if unit == "steps" else None,
+                               "checkpoint_minutes": amount if unit == "minutes" else None}
+    return options
 
 
 def _source_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,8 +267,8 @@ def _finetune_student(args: argparse.Namespace) -> Any:
     options["learning_rate"] = args.learning_rate if args.learning_rate is not None else 1e-5  # full fine-tuning
     if args.max_length:
         options["max_length"] = args.max_length
-    return FineTuneClassifier(args.model, batch_size=args.batch_size, device=args.device, show_progress=None,
-                              **options)
+    return FineTuneClassifier(args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+                              show_progress=None, **options)
 
 
 def run_adapt(args: argparse.Namespace) -> int:
@@ -223,7 +293,7 @@ def run_adapt(args: argparse.Namespace) -> int:
                         learning_rate=args.learning_rate, head_learning_rate=args.head_learning_rate,
                         batch_size=args.batch_size, max_length=args.max_length, mlm_probability=args.mlm_probability,
                         checkpoint_every=args.checkpoint_every, seed=args.seed, resume=args.resume,
-                        overwrite=args.overwrite, device=args.device)
+                        overwrite=args.overwrite, device=args.device, dtype=args.dtype)
     except KeyboardInterrupt:
         print(f"promptlearn: interrupted; the checkpoints are in {args.output}.partial: rerun the same command with "
               "--resume to continue", file=sys.stderr)
@@ -282,7 +352,7 @@ def run_search(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     search = PromptSearch(
-        model=args.model, gguf_file=args.gguf_file, device=args.device, batch_size=args.batch_size,
+        model=args.model, gguf_file=args.gguf_file, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
         max_length=args.max_length, method=args.method, template=args.template, verbalizer=args.verbalizer,
         n_templates=args.n_templates, budget_minutes=args.budget_minutes, seed=args.seed,
         top_k_words=args.top_k_words, words_per_class=args.words_per_class,

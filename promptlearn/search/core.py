@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from ..calibration import CONTENT_FREE
 from ..classifier import PromptClassifier, as_examples
 from ..errors import ConfigError, DataError, PromptlearnError
+from ..models import dtype_name
 from ..template import Template
 from ..verbalizer import Verbalizer
 from .autoprompt import OBJECTIVES, hotflip
@@ -71,7 +72,7 @@ class PromptSearch:
 
     Parameters
     ----------
-    model, tokenizer, device, gguf_file, trust_remote_code, batch_size, max_length, multi_token,
+    model, tokenizer, device, dtype, gguf_file, trust_remote_code, batch_size, max_length, multi_token,
         after_mask, content_free, show_progress: as for :class:`~promptlearn.PromptClassifier`.
     method: ``labels`` (label words for one template), ``infill`` (templates: seed pool + the model's own
         infilling), ``autoprompt`` (HotFlip trigger tokens), or ``all`` (each in turn, then label words
@@ -107,8 +108,9 @@ class PromptSearch:
                  learning_rate: float = 1e-4, train_batch_size: int = 8, keep_margin: float | str = "auto",
                  content_free: Sequence[str] = CONTENT_FREE,
                  multi_token: str = "parallel", after_mask: str = "drop", batch_size: int = 16,
-                 max_length: int | None = None, device: str | None = None, gguf_file: str | None = None,
-                 trust_remote_code: bool = False, show_progress: bool | None = None) -> None:
+                 max_length: int | None = None, device: str | None = None, dtype: str | None = None,
+                 gguf_file: str | None = None, trust_remote_code: bool = False,
+                 show_progress: bool | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.method = method
@@ -140,6 +142,7 @@ class PromptSearch:
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
+        self.dtype = dtype
         self.gguf_file = gguf_file
         self.trust_remote_code = trust_remote_code
         self.show_progress = show_progress
@@ -220,7 +223,7 @@ class PromptSearch:
         classes, fields, train, dev_ = self._data(X, y, dev)
         helper = PromptClassifier(model=self.model, tokenizer=self.tokenizer, multi_token=self.multi_token,
                                   after_mask=self.after_mask, batch_size=self.batch_size, max_length=self.max_length,
-                                  device=self.device, gguf_file=self.gguf_file,
+                                  device=self.device, dtype=self.dtype, gguf_file=self.gguf_file,
                                   trust_remote_code=self.trust_remote_code, show_progress=False)
         loaded, scorer = helper.model_, helper.scorer_
         loaded.model.eval()
@@ -493,7 +496,9 @@ class _Run:
         for name, value in vars(self.s).items():
             if name in skip or name.endswith("_"):
                 continue
-            if isinstance(value, (Template, Verbalizer)):
+            if name == "dtype":
+                value = dtype_name(value)
+            elif isinstance(value, (Template, Verbalizer)):
                 value = value.source if isinstance(value, Template) else value.to_dict()
             elif isinstance(value, tuple):
                 value = list(value)
