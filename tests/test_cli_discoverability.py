@@ -39,8 +39,25 @@ TEXTS = [text for text, _ in LABELLED]
 # 24 texts: enough predictions (MIN_PREDICTIONS = 20) for the collapse warning
 MANY = [f"{text} {tail}".strip() for text in TEXTS for tail in ("", "the end", "really")][:24]
 # With these tiny models and prompts (checked in each test before it relies on them):
-RAW_COLLAPSE = ("gpt2", "sst2/it_was", {"negative": ["awful"], "positive": ["great"]})  # every text: positive
+RAW_COLLAPSE = ("biased", "sst2/it_was", {"negative": ["awful"], "positive": ["great"]})  # every text: positive
 CALIBRATION_COLLAPSE = ("bert", "sst2/review", {"no": ["no"], "yes": ["yes"]})  # mixed raw, one class calibrated
+
+
+@pytest.fixture(scope="module")
+def tiny_biased_dir(tiny_bert_dir, tmp_path_factory):
+    """The tiny BERT with its masked-LM head biased toward "great": every prompt predicts it, whatever the
+    random weights of the installed transformers release."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    model = AutoModelForMaskedLM.from_pretrained(tiny_bert_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    with torch.no_grad():
+        model.get_output_embeddings().bias[tokenizer.convert_tokens_to_ids("great")] += 50.0
+    out = tmp_path_factory.mktemp("tiny_biased")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 @pytest.fixture

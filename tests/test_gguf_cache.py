@@ -176,9 +176,11 @@ def test_cached_load_matches_direct_gguf_load(tiny_gguf, direct, cache, caplog):
         messages = [{"role": "user", "content": "hi"}]
         assert loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == \
             direct.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # the same special tokens as a direct load (transformers 5.0's GGUF reader maps this file's eos to
+        # <|im_start|>, later releases to <|im_end|>: the cache must agree with the release in use, not fix it)
         assert (loaded.tokenizer.pad_token, loaded.tokenizer.eos_token, loaded.tokenizer.bos_token) == \
-            (direct.tokenizer.pad_token, direct.tokenizer.eos_token, direct.tokenizer.bos_token) == \
-            ("<|im_end|>", "<|im_end|>", "<|im_start|>")
+            (direct.tokenizer.pad_token, direct.tokenizer.eos_token, direct.tokenizer.bos_token)
+        assert direct.tokenizer.bos_token == "<|im_start|>"
         assert len(loaded.tokenizer) == len(direct.tokenizer)
 
 
@@ -445,4 +447,4 @@ def test_smollm2_cached_conversion_matches_the_gguf(monkeypatch):
     messages = [{"role": "user", "content": "hello"}]
     assert cached.tokenizer.apply_chat_template(messages, tokenize=False) == \
         direct.tokenizer.apply_chat_template(messages, tokenize=False)
-    assert cached.tokenizer.pad_token == direct.tokenizer.pad_token == "<|im_end|>"
+    assert cached.tokenizer.pad_token == direct.tokenizer.pad_token  # (<|im_end|>; transformers 5.0: <|im_start|>)
