@@ -205,7 +205,7 @@ class _Progress:
         self.losses: list[float] = []
         self.examples = 0
 
-    def plan(self, resumed: bool) -> None:
+    def plan(self) -> None:
         if not self.enabled:
             return
         trainer, config = self.trainer, self.trainer.config
@@ -216,8 +216,6 @@ class _Progress:
                     else "")
         logger.info("%s: %d steps (%s x %d batches of %d%s; %d examples)", trainer.description, self.total, shape,
                     batches, config.batch_size, per_step, trainer.n_examples)
-        if resumed:
-            logger.info("%s: resuming at step %d of %d", trainer.description, self.start_step, self.total)
 
     def update(self, step: int, loss: float, learning_rate: float, examples: int, dev: float | None) -> None:
         if not self.enabled:
@@ -393,7 +391,7 @@ class Trainer:
         show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
         show = show and self.state.is_main_process
         progress = _Progress(self, run.result.steps, self.log_every, self.log_seconds, self.state.is_main_process)
-        progress.plan(resumed=run.result.steps > 0)
+        progress.plan()
         self._last_checkpoint_time = time.monotonic()
         was_training = self.model.training
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []

@@ -294,10 +294,10 @@ def run_adapt(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, max_length=args.max_length, mlm_probability=args.mlm_probability,
                         checkpoint_every=args.checkpoint_every, seed=args.seed, resume=args.resume,
                         overwrite=args.overwrite, device=args.device, dtype=args.dtype)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # a TrainingInterrupted (Ctrl-C or SIGTERM) saved the current step first
         print(f"promptlearn: interrupted; the checkpoints are in {args.output}.partial: rerun the same command with "
               "--resume to continue", file=sys.stderr)
-        return 130
+        return getattr(exc, "exit_status", 130)
     phases = [f"{label}: {summary[count]} steps, loss {summary[f'{key}_first_loss']} -> {summary[f'{key}_loss']} "
               f"({summary[f'{key}_seconds']} s)"
               for key, count, label in (("head", "head_steps", "head"), ("full", "steps", "all weights"))

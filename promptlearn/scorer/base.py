@@ -251,7 +251,9 @@ class Scorer:
 
         show = self._show_progress()
         with tqdm(total=len(order), desc=desc, disable=not show, unit="ex") as bar:
-            for chunk, prepared in _prefetch(produce(), ahead=len(order) > self.batch_size):
+            # up to a window ahead: the next window is tokenized while the model runs this one's batches
+            for chunk, prepared in _prefetch(produce(), ahead=len(order) > self.batch_size,
+                                             depth=self.SORT_WINDOW + 2):
                 yield chunk, prepared
                 bar.update(len(chunk))
 
