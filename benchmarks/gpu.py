@@ -342,12 +342,21 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["host", "scoring", "training"])
     args = parser.parse_args()
     texts, source = _texts(args.texts)
-    result: dict[str, Any] = {"benchmark": "gpu", "texts": source, "device_kind": args.device}
+    result: dict[str, Any] = {"benchmark": "gpu", "texts": source, "device_kind": args.device,
+                              "environment": environment()}
+    kind = torch.device(args.device).type
+    command = "python -m benchmarks.gpu " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items()
+        if v not in (None, []) and k != "device") + f" --device {args.device}"
+
+    def save() -> None:  # after every measurement: a run stopped by a time limit keeps what it measured
+        write_result(f"gpu_{kind}", result, command=command)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if "host" not in args.skip:
             result["host_overhead"] = host_overhead(texts, folder, args.repeats)
             print("host overhead", result["host_overhead"], flush=True)
+            save()
         result["scoring"], result["training"] = [], []
         for name in args.models:
             for dtype in args.dtypes:
@@ -355,15 +364,13 @@ def main() -> None:
                     row = scoring(name, dtype, texts, folder, args.device, args.repeats, args.n_prompts)
                     result["scoring"].append(row)
                     print("scoring", row, flush=True)
+                    save()
                 if "training" not in args.skip:
                     row = training_step(name, dtype, texts, folder, args.device, args.train_steps)
                     result["training"].append(row)
                     print("training", row, flush=True)
-    result["environment"] = environment()
-    kind = torch.device(args.device).type
-    write_result(f"gpu_{kind}", result, command="python -m benchmarks.gpu " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items()
-        if v not in (None, []) and k != "device") + f" --device {args.device}")
+                    save()
+    save()
 
 
 if __name__ == "__main__":
