@@ -70,3 +70,14 @@ def tiny_bert_encoder_dir(tmp_path_factory):
 def tiny_seqcls_dir(tmp_path_factory):
     """A BertForSequenceClassification (2 labels): not a language model."""
     return _build(tmp_path_factory, "tiny_seqcls", tiny_models.build_tiny_seqcls)
+
+
+@pytest.fixture(autouse=True)
+def _restore_transformers_logging():
+    """The CLI's main() sets transformers' verbosity and turns its progress bars off: undo that for later tests."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    yield
+    hf_logging.set_verbosity(verbosity)
+    (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()

@@ -116,17 +116,6 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _restore_transformers_logging():
-    """main() sets transformers' verbosity and turns its progress bars off: undo that for later test files."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    yield
-    hf_logging.set_verbosity(verbosity)
-    (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
-
-
 @pytest.fixture
 def model(request):
     """model("bert") -> str path of the session's tiny_bert_dir (built on first use)."""

@@ -66,17 +66,6 @@ def model(request):
     return lambda name: str(request.getfixturevalue(f"tiny_{name}_dir"))
 
 
-@pytest.fixture(autouse=True)
-def _restore_transformers_logging():
-    """main() sets transformers' verbosity and turns its progress bars off: undo that for later test files."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    yield
-    hf_logging.set_verbosity(verbosity)
-    (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
-
-
 def warnings_of(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("promptlearn")]
 

@@ -431,17 +431,6 @@ def test_write_table_unknown_suffix(tmp_path):
 
 # -- the command line -------------------------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def _restore_transformers_logging():
-    """main() sets transformers' verbosity and turns its progress bars off: undo that for later test files."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    yield
-    hf_logging.set_verbosity(verbosity)
-    (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
-
-
 def run(capsys, *argv) -> tuple[int, str, str]:
     capsys.readouterr()
     code = main([str(a) for a in argv])

@@ -54,16 +54,6 @@ def assert_one_line_error(result: tuple[int, str, str], *fragments: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(autouse=True)
-def _restore_transformers_logging():
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    yield
-    hf_logging.set_verbosity(verbosity)
-    (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
-
-
 @pytest.fixture
 def classify(tiny_bert_dir):
     return ["classify", "--model", str(tiny_bert_dir), "--template", "{{ text }} It was [MASK] .", "--verbalizer",
