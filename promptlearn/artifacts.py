@@ -116,24 +116,36 @@ def recover_directory(target: str | os.PathLike) -> None:
 
 
 def atomic_write(target: str | os.PathLike, write: Callable[[TextIO], Any]) -> Path:
-    """Call ``write(handle)`` on a temporary file beside ``target``, then rename it into place."""
+    """Call ``write(handle)`` on a temporary text file beside ``target``, then rename it into place."""
+
+    def write_text(path: str) -> None:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+
+    return atomic_write_path(target, write_text)
+
+
+def atomic_write_path(target: str | os.PathLike, write: Callable[[str], Any],
+                      error: type[PromptlearnError] = PromptlearnError) -> Path:
+    """Call ``write(temporary path)`` for a file beside ``target`` (a library that writes files by name, e.g.
+    pyarrow), then rename it into place; an OSError becomes ``error`` with one line."""
     target = Path(target)
     if target.is_dir():
-        raise PromptlearnError(f"cannot write {target}: it is a folder")
+        raise error(f"cannot write {target}: it is a folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())  # the permissions of a plain open(), not mkstemp's private 0600
     except OSError as exc:
-        raise PromptlearnError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise error(f"cannot write {target}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
+        write(tmp)
         os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise PromptlearnError(f"cannot write {target}: {exc.strerror or exc}") from None
+            raise error(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
     return target
 

@@ -27,12 +27,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .artifacts import atomic_write_path
 from .errors import DataError
 
 __all__ = [
@@ -654,28 +654,6 @@ def _write_parquet(path: Path, header: list[str], rows: Sequence[dict[str, Any]]
             pa.table({k: pa.array([], pa.string()) for k in header})
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise DataError(f"cannot write {path} as Parquet ({_first_line(exc)}); write .jsonl or .csv instead") from None
-    return _atomic_binary(path, lambda target: pa.parquet.write_table(arrow, target))
+    return atomic_write_path(path, lambda target: pa.parquet.write_table(arrow, target), DataError)
 
 
-def _atomic_binary(target: Path, write: Callable[[str], Any]) -> Path:
-    """``write(temporary path)`` beside ``target``, then rename it into place (as artifacts.atomic_write)."""
-    if target.is_dir():
-        raise DataError(f"cannot write {target}: it is a folder")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise DataError(f"cannot write {target}: {exc.strerror or exc}") from None
-    try:
-        write(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise DataError(f"cannot write {target}: {exc.strerror or exc}") from None
-        raise
-    return target
