@@ -81,3 +81,9 @@ def _restore_transformers_logging():
     yield
     hf_logging.set_verbosity(verbosity)
     (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
+
+
+@pytest.fixture
+def model(request):
+    """model("bert") -> str path of the session's tiny_bert_dir (built on first use)."""
+    return lambda name: str(request.getfixturevalue(f"tiny_{name}_dir"))

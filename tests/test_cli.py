@@ -117,12 +117,6 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 
 @pytest.fixture
-def model(request):
-    """model("bert") -> str path of the session's tiny_bert_dir (built on first use)."""
-    return lambda name: str(request.getfixturevalue(f"tiny_{name}_dir"))
-
-
-@pytest.fixture
 def classify(model):
     """The classify command line with the tiny BERT, sst2/it_was and the sst2 verbalizer."""
     return ["classify", "--model", model("bert"), "--template", "sst2/it_was", "--verbalizer", "sst2"]

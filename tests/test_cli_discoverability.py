@@ -60,12 +60,6 @@ def tiny_biased_dir(tiny_bert_dir, tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def model(request):
-    """model("bert") -> str path of the session's tiny_bert_dir (built on first use)."""
-    return lambda name: str(request.getfixturevalue(f"tiny_{name}_dir"))
-
-
 def warnings_of(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("promptlearn")]
 
