@@ -26,7 +26,7 @@ from benchmarks import run
 from benchmarks.common import environment
 from benchmarks.runner.config import load_config, plan
 from benchmarks.runner.table import write_json
-from promptlearn.errors import PromptlearnError
+from promptlearn.core.errors import PromptlearnError
 
 SELECTION = ("only", "tasks", "k", "seeds")
 

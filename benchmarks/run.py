@@ -32,8 +32,8 @@ from benchmarks.runner.config import BENCH_HINT, REPO, Config, Unit, load_config
 from benchmarks.runner.data import DataSource, verify_checksums
 from benchmarks.runner.kinds import Runner, Skip, resolve_model
 from benchmarks.runner.table import render_table, write_json, write_plot, write_text
-from promptlearn import data as pdata
-from promptlearn.errors import ConfigError, DataError, PromptlearnError
+from promptlearn.io import data as pdata
+from promptlearn.core.errors import ConfigError, DataError, PromptlearnError
 
 # ----------------------------------------------------------------------------------------------------
 # Command line
@@ -109,9 +109,9 @@ def _write_table(config: Config, results: Path, config_arg: str, skipped: dict[s
     return target
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks.run") -> int:
-    """Run the config named in ``argv``; ``prog`` names the command in help and usage (``promptlearn bench``)."""
-    args = _parser(prog).parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the config named in ``argv``."""
+    args = _parser("python -m benchmarks.run").parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)

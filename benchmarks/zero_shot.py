@@ -18,9 +18,9 @@ import numpy as np
 
 from benchmarks.common import RESULTS, environment, write_result
 from promptlearn import PromptClassifier
-from promptlearn.calibration import contextual_calibration
-from promptlearn.data import load_ag_news, load_lmbff_task, subsample
-from promptlearn.metrics import classification_report
+from promptlearn.core.calibration import contextual_calibration
+from promptlearn.io.data import load_ag_news, load_lmbff_task, subsample
+from promptlearn.core.metrics import classification_report
 
 # task -> (data loader, [(template, verbalizer, after_mask, subset size or None), ...]).
 # First the published cloze prompt (LM-BFF / PET). A causal LM reads text after [MASK] only with

@@ -1,7 +1,7 @@
 """promptlearn: prompt-based zero- and few-shot text classification (PET / LM-BFF style).
 
 Names are imported on first use (PEP 562), so ``import promptlearn`` and the light modules
-(``promptlearn.template``, ``promptlearn.verbalizer``) load without torch or transformers.
+(``promptlearn.core.template``, ``promptlearn.core.verbalizer``) load without torch or transformers.
 """
 
 from __future__ import annotations
@@ -12,27 +12,27 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "adapt": "adapt",
-    "PromptBank": "bank",
-    "FineTuneClassifier": "baselines", "ProbeClassifier": "baselines",
-    "contextual_calibration": "calibration",
-    "PromptClassifier": "classifier",
-    "DemonstrationSelector": "demonstrations", "SentenceEncoder": "demonstrations",
-    "PromptEnsemble": "ensemble",
-    "ChatTemplateError": "errors", "ChecksumError": "errors", "ConfigError": "errors", "DataError": "errors",
-    "DemonstrationError": "errors", "DemonstrationTooLongError": "errors", "MissingFieldError": "errors",
-    "ModelLoadError": "errors", "PromptlearnError": "errors", "SavedFolderError": "errors", "TemplateError": "errors",
-    "TrainingError": "errors", "TruncationError": "errors", "UnknownLabelError": "errors",
-    "UnsafeFolderError": "errors", "VerbalizerError": "errors",
-    "WrongModelKindError": "errors",
-    "LoadedModel": "models", "load_model": "models",
+    "adapt": "applications.adapt",
+    "PromptBank": "estimators.bank",
+    "FineTuneClassifier": "estimators.baselines", "ProbeClassifier": "estimators.baselines",
+    "contextual_calibration": "core.calibration",
+    "PromptClassifier": "estimators.classifier",
+    "DemonstrationSelector": "pipeline.demonstrations", "SentenceEncoder": "pipeline.demonstrations",
+    "PromptEnsemble": "estimators.ensemble",
+    "ChatTemplateError": "core.errors", "ChecksumError": "core.errors", "ConfigError": "core.errors", "DataError": "core.errors",
+    "DemonstrationError": "core.errors", "DemonstrationTooLongError": "core.errors", "MissingFieldError": "core.errors",
+    "ModelLoadError": "core.errors", "PromptlearnError": "core.errors", "SavedFolderError": "core.errors", "TemplateError": "core.errors",
+    "TrainingError": "core.errors", "TruncationError": "core.errors", "UnknownLabelError": "core.errors",
+    "UnsafeFolderError": "core.errors", "VerbalizerError": "core.errors",
+    "WrongModelKindError": "core.errors",
+    "LoadedModel": "models.loader", "load_model": "models.loader",
     "CausalLMScorer": "scorer", "MaskedLMScorer": "scorer", "make_scorer": "scorer",
-    "Candidate": "search", "PromptSearch": "search", "SearchResult": "search", "write_results": "search",
-    "Prompt": "template", "Segment": "template", "Template": "template",
-    "AdapterPromptConfig": "prompts", "BitFitConfig": "prompts", "DeepPromptConfig": "prompts",
-    "LoraPromptConfig": "prompts", "PTuningConfig": "prompts", "PromptModule": "prompts", "SoftPromptConfig": "prompts",
-    "Trainer": "training", "TrainingConfig": "training",
-    "Verbalizer": "verbalizer",
+    "Candidate": "applications.search", "PromptSearch": "applications.search", "SearchResult": "applications.search", "write_results": "applications.search",
+    "Prompt": "core.template", "Segment": "core.template", "Template": "core.template",
+    "AdapterPromptConfig": "tuning", "BitFitConfig": "tuning", "DeepPromptConfig": "tuning",
+    "LoraPromptConfig": "tuning", "PTuningConfig": "tuning", "PromptModule": "tuning", "SoftPromptConfig": "tuning",
+    "Trainer": "pipeline.training", "TrainingConfig": "pipeline.training",
+    "Verbalizer": "core.verbalizer",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

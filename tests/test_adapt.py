@@ -1,4 +1,4 @@
-"""promptlearn.adapt: continued masked-LM training, head added to encoders, resume, reproducibility, CLI."""
+"""promptlearn.applications.adapt: continued masked-LM training, head added to encoders, resume, reproducibility, CLI."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import load_file
 
 from promptlearn import PromptClassifier, load_model
-from promptlearn import compat
-from promptlearn.adapt import _MaskedLMLoss, adapt, read_texts, shared_unlabelled_texts
+from promptlearn.models import compat
+from promptlearn.applications.adapt import _MaskedLMLoss, adapt, read_texts, shared_unlabelled_texts
 from promptlearn.cli import main
-from promptlearn.data import load_ag_news, load_lmbff_task, shared_data_root
-from promptlearn.errors import ConfigError, DataError, PromptlearnError, WrongModelKindError
-from promptlearn.training import Trainer
+from promptlearn.io.data import load_ag_news, load_lmbff_task, shared_data_root
+from promptlearn.core.errors import ConfigError, DataError, PromptlearnError, WrongModelKindError
+from promptlearn.pipeline.training import Trainer
 
 CORPUS = [
     "the movie was great and the music was good .",

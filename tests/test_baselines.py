@@ -13,8 +13,8 @@ from sklearn.base import clone
 
 import promptlearn
 from promptlearn import FineTuneClassifier, ProbeClassifier
-from promptlearn.baselines import NotFittedError
-from promptlearn.errors import ConfigError, DataError, ModelLoadError, PromptlearnError, UnknownLabelError
+from promptlearn.estimators.baselines import NotFittedError
+from promptlearn.core.errors import ConfigError, DataError, ModelLoadError, PromptlearnError, UnknownLabelError
 
 # A toy separable task: the sentiment word decides the label (and starts the text, so a causal model's first
 # token -- ``cls`` pooling -- sees it too).
@@ -247,7 +247,7 @@ def test_finetune_save_load_clone_determinism(finetuned, tiny_bert_dir, tmp_path
 
 
 def test_finetune_resume_equals_uninterrupted(finetuned, tiny_bert_dir, tmp_path, monkeypatch):
-    from promptlearn.training import Trainer
+    from promptlearn.pipeline.training import Trainer
 
     calls = {"n": 0}
     original = Trainer._average_gradients

@@ -16,7 +16,7 @@ import pytest
 from transformers import AutoModelForMaskedLM
 
 from benchmarks import report, run
-from promptlearn.errors import ConfigError
+from promptlearn.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 OBJECT_REPR = re.compile(r" at 0x[0-9a-f]+>")
@@ -211,22 +211,6 @@ def test_table_only_rewrites_the_table_and_runs_nothing(bench, capsys):
     assert [line for line in after.splitlines() if line.startswith("| pet")] == [
         line for line in before.splitlines() if line.startswith("| pet")]
     assert {name: p.stat().st_mtime_ns for name, p in _files(bench["folder"]).items()} == files
-
-
-def test_promptlearn_bench_forwards_to_the_runner(bench, capsys, monkeypatch):
-    from promptlearn import cli
-
-    table = bench["folder"] / "table.md"
-    table.unlink()
-    # runner options may come before the config: everything after "bench" is the runner's
-    assert cli.main(["bench", "--table-only", str(bench["config"]), "--results-dir", str(bench["results"])]) == 0
-    assert "nothing run" in capsys.readouterr().err and table.is_file()
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["bench", "--help"])
-    assert exit_info.value.code == 0 and "usage: promptlearn bench" in capsys.readouterr().out
-    monkeypatch.setitem(sys.modules, "benchmarks.run", None)  # an installed wheel: no benchmarks/ package
-    assert cli.main(["bench", str(bench["config"])]) == 2
-    assert "needs the benchmark suite of a source checkout" in capsys.readouterr().err
 
 
 def test_two_runs_give_identical_json_apart_from_timing(bench):

@@ -14,7 +14,7 @@ from sklearn.base import clone
 
 from promptlearn import (DataError, MissingFieldError, PromptClassifier, PromptlearnError, Template, TemplateError,
                          UnknownLabelError, Verbalizer)
-from promptlearn.calibration import (content_free_examples, content_free_prior, contextual_calibration,
+from promptlearn.core.calibration import (content_free_examples, content_free_prior, contextual_calibration,
                                      log_normalize)
 
 TEMPLATE = "{{ text }} It was [MASK]."

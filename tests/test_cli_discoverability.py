@@ -27,8 +27,8 @@ import pytest
 from promptlearn import PromptClassifier, Verbalizer, __version__
 from promptlearn.cli import build_parser, main
 from promptlearn.cli.diagnostics import COLLAPSE_SHARE, MIN_PREDICTIONS, collapse_warnings, collapsed_class
-from promptlearn.data import task_id
-from promptlearn.template import Template
+from promptlearn.io.data import task_id
+from promptlearn.core.template import Template
 
 try:  # tests/ as a package or as a rootdir-inserted folder (see conftest.py)
     from .test_cli import LABELLED, assert_user_error, run, run_exit, write_csv
@@ -142,7 +142,7 @@ def help_examples(text: str) -> dict[str, set[str]]:
 
 def unresolved(found: dict[str, set[str]]) -> list[str]:
     """The names that do not resolve: templates and verbalizers load, models are short names, data task names."""
-    from promptlearn.models import _short_names
+    from promptlearn.models.loader import _short_names
 
     bad = []
     for kind, names in found.items():

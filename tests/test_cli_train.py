@@ -9,9 +9,9 @@ import pytest
 
 from promptlearn import PromptClassifier
 from promptlearn.cli import main
-from promptlearn.data import shared_data_root
-from promptlearn.errors import DataError
-from promptlearn.training import Trainer
+from promptlearn.io.data import shared_data_root
+from promptlearn.core.errors import DataError
+from promptlearn.pipeline.training import Trainer
 
 ROWS = [("good movie .", "positive"), ("bad movie .", "negative"), ("great film .", "positive"),
         ("a bad film .", "negative"), ("a good story .", "positive"), ("bad story .", "negative"),

@@ -1,4 +1,4 @@
-"""promptlearn.compat: the one place that knows how transformers releases differ (see its docstring)."""
+"""promptlearn.models.compat: the one place that knows how transformers releases differ (see its docstring)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from promptlearn import compat
+from promptlearn.models import compat
 
 PACKAGE = Path(compat.__file__).resolve().parent
 

@@ -1,4 +1,4 @@
-"""Tests for promptlearn.data on the real shared data, and for the shipped prompt files."""
+"""Tests for promptlearn.io.data on the real shared data, and for the shipped prompt files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from promptlearn import data as D
-from promptlearn.errors import ChecksumError, DataError
+from promptlearn.io import data as D
+from promptlearn.core.errors import ChecksumError, DataError
 
 try:
     ROOT = D.shared_data_root()

@@ -2,7 +2,7 @@
 (saved folders; Hub names mocked -- the Hub is unreachable here), data folders of any task (the task told by the
 columns), ``--head``, the ``sample`` command, and errors that name the format assumed.
 
-Library-level tests call :mod:`promptlearn.data` / :mod:`promptlearn.tables`; CLI tests run ``promptlearn.cli.main``
+Library-level tests call :mod:`promptlearn.io.data` / :mod:`promptlearn.io.tables`; CLI tests run ``promptlearn.cli.main``
 in-process on the tiny local models (conftest.py). None needs the shared data folder.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from promptlearn import data as D
-from promptlearn import tables as T
+from promptlearn.io import data as D
+from promptlearn.io import tables as T
 from promptlearn.cli import main
-from promptlearn.errors import DataError
+from promptlearn.core.errors import DataError
 
 ROWS = [
     ("a good movie , the actors were great .", "positive"),

@@ -10,10 +10,10 @@ import pytest
 
 from promptlearn import (ChatTemplateError, ConfigError, DemonstrationError, DemonstrationSelector,
                          DemonstrationTooLongError, PromptClassifier)
-from promptlearn.calibration import contextual_calibration, log_normalize
+from promptlearn.core.calibration import contextual_calibration, log_normalize
 from promptlearn.cli import main
-from promptlearn.demonstrations import assemble, render_demonstration
-from promptlearn.template import Template
+from promptlearn.pipeline.demonstrations import assemble, render_demonstration
+from promptlearn.core.template import Template
 
 TEMPLATE = "{{ text }} It was [MASK]."
 CAUSAL_TEMPLATE = "Review: {{ text }}\nSentiment: [MASK]"

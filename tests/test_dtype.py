@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from promptlearn import ConfigError, PromptClassifier
-from promptlearn.adapt import adapt
-from promptlearn.baselines import FineTuneClassifier, ProbeClassifier
+from promptlearn.applications.adapt import adapt
+from promptlearn.estimators.baselines import FineTuneClassifier, ProbeClassifier
 from promptlearn.cli import main
-from promptlearn.precision import MixedPrecision
+from promptlearn.models.precision import MixedPrecision
 
 TEMPLATE = "{{ text }} It was [MASK]."
 VERBALIZER = {"negative": ["bad", "awful"], "positive": ["great"]}

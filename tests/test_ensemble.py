@@ -15,8 +15,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from promptlearn import FineTuneClassifier, PromptClassifier, PromptEnsemble
 from promptlearn.cli import main
-from promptlearn.ensemble import combine_log_probs, combine_predictions, load_classifier
-from promptlearn.errors import ConfigError, DataError, PromptlearnError
+from promptlearn.estimators.ensemble import combine_log_probs, combine_predictions, load_classifier
+from promptlearn.core.errors import ConfigError, DataError, PromptlearnError
 
 
 class Stub(ClassifierMixin, BaseEstimator):

@@ -1,4 +1,4 @@
-"""The GGUF conversion cache (promptlearn.gguf_cache): a GGUF file is de-quantized once into a float32 folder in
+"""The GGUF conversion cache (promptlearn.models.gguf_cache): a GGUF file is de-quantized once into a float32 folder in
 the user's cache and loaded from there afterwards, with the same logits and tokenizer as the direct GGUF load.
 
 Most tests use a tiny Llama GGUF written here with the ``gguf`` package (Q8_0 matrices, a byte-level BPE
@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import torch
 
-from promptlearn import gguf_cache
-from promptlearn.models import SMOLLM2_GGUF, load_model, resolve
+from promptlearn.models import gguf_cache
+from promptlearn.models.loader import SMOLLM2_GGUF, load_model, resolve
 
 try:  # tests/ as a package ... or as a plain rootdir-inserted folder (see conftest.py)
     from . import tiny_models  # type: ignore[no-redef]
@@ -251,7 +251,7 @@ def test_unusable_cache_falls_back_to_the_gguf(tiny_gguf, direct, tmp_path, monk
 
 
 def test_wrong_kind_is_the_models_error_not_a_cache_problem(tiny_gguf, cache):
-    from promptlearn.errors import WrongModelKindError
+    from promptlearn.core.errors import WrongModelKindError
 
     with pytest.raises(WrongModelKindError, match="causal LM"):
         load_model(str(tiny_gguf), kind="masked", device="cpu")

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from promptlearn import PromptClassifier, PromptlearnError, Verbalizer
-from promptlearn.calibration import content_free_examples
+from promptlearn.core.calibration import content_free_examples
 from promptlearn.cli import main
-from promptlearn.errors import ConfigError, DataError, TemplateError, VerbalizerError
-from promptlearn.template import Template
+from promptlearn.core.errors import ConfigError, DataError, TemplateError, VerbalizerError
+from promptlearn.core.template import Template
 
 SST2 = {"negative": ["terrible"], "positive": ["great"]}
 TEXTS = ["a good movie , the actors were great .", "bad film", "fine"]
@@ -332,7 +332,7 @@ def test_runaway_templates_stop_fast(source, fragment):
 
 
 def test_render_time_is_bounded(monkeypatch):
-    import promptlearn.template as template_module
+    import promptlearn.core.template as template_module
 
     monkeypatch.setattr(template_module, "MAX_RENDER_SECONDS", 0.3)
     fan_out = Template("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"

@@ -22,7 +22,7 @@ import torch
 import promptlearn
 from promptlearn import PromptClassifier
 from promptlearn.cli import main
-from promptlearn.training import Trainer
+from promptlearn.pipeline.training import Trainer
 
 pytestmark = pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
                                 reason="torch.distributed with gloo is needed")
@@ -208,25 +208,26 @@ def test_two_processes_classify_evaluate_and_predict_proba_in_input_order(work, 
 def test_accelerate_cpu_flag_starting_one_process_is_reported(monkeypatch, caplog):
     # accelerate launch --cpu --num_processes 2 starts ONE process (several CPU processes need MPI), with these
     # variables and no WORLD_SIZE / LOCAL_RANK: say so.
-    from promptlearn import distributed
+    from promptlearn.models import distributed
 
     for name in ("WORLD_SIZE", "LOCAL_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
     monkeypatch.setenv("MASTER_PORT", "29500")
-    with caplog.at_level("WARNING", logger="promptlearn.distributed"):
+    with caplog.at_level("WARNING", logger="promptlearn.models.distributed"):
         assert distributed.setup() == distributed.ProcessInfo(0, 1)
     assert "started one process" in caplog.text and "--multi_gpu" in caplog.text
     caplog.clear()
     monkeypatch.delenv("MASTER_PORT")  # --cpu with one process: nothing to say
-    with caplog.at_level("WARNING", logger="promptlearn.distributed"):
+    with caplog.at_level("WARNING", logger="promptlearn.models.distributed"):
         distributed.setup()
     assert caplog.text == ""
 
 
 def test_each_process_takes_its_slice_of_the_global_batch_weighted_by_its_share(monkeypatch):
-    from promptlearn import distributed, training
-    from promptlearn.training import TrainingConfig
+    from promptlearn.models import distributed
+    from promptlearn.pipeline import training
+    from promptlearn.pipeline.training import TrainingConfig
 
     model = torch.nn.Linear(2, 2)
     config = TrainingConfig(batch_size=3, max_steps=8)

@@ -1,4 +1,4 @@
-"""Continuous prompts and lightweight fine-tuning (promptlearn.prompts, PromptBank) on the tiny local models.
+"""Continuous prompts and lightweight fine-tuning (promptlearn.tuning, PromptBank) on the tiny local models.
 
 What the random tiny models can and cannot show: their attention is almost uniform and their output at
 the mask hardly depends on the context, so what a prompt that only adds inputs can learn there is the
@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from promptlearn import ConfigError, PromptBank, PromptClassifier, SoftPromptConfig, Template, TemplateError
-from promptlearn import compat
+from promptlearn.models import compat
 from promptlearn.cli import main
-from promptlearn.prompts import BuildContext, DeepPromptConfig, PromptSet, build_prompt
-from promptlearn.prompts.base import decode_ids, soft_id, tagged_id
+from promptlearn.tuning import BuildContext, DeepPromptConfig, PromptSet, build_prompt
+from promptlearn.tuning.base import decode_ids, soft_id, tagged_id
 
 TEMPLATE = "{{ text }} It was [MASK]."
 VERBALIZER = {"neg": ["bad"], "pos": ["great"]}
@@ -183,7 +183,7 @@ def test_deep_prefix_in_causal_continuations(tiny_llama_dir):
 
 
 def test_prefix_support_is_checked(tiny_gpt2_dir):
-    from promptlearn.prompts import check_prefix_support
+    from promptlearn.tuning import check_prefix_support
     from transformers import AutoModelForCausalLM
 
     check_prefix_support(AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir))  # passes

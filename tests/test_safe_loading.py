@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from promptlearn import PromptClassifier, PromptEnsemble, PromptlearnError
-from promptlearn.artifacts import atomic_directory, recover_directory
+from promptlearn.io.artifacts import atomic_directory, recover_directory
 from promptlearn.cli import main
-from promptlearn.errors import SavedFolderError, UnsafeFolderError
+from promptlearn.core.errors import SavedFolderError, UnsafeFolderError
 
 TEMPLATE = "{{ text }} It was [MASK] ."
 VERBALIZER = {"negative": ["bad"], "positive": ["good"]}
@@ -252,7 +252,7 @@ def test_untampered_folders_load_identically(saved, tmp_path, capsys, data, tiny
 
 def test_a_hub_id_is_a_name_not_a_path(saved, tmp_path, monkeypatch):
     """A saved hub id goes to the normal model loader (offline here: a one-line ModelLoadError)."""
-    from promptlearn.errors import ModelLoadError
+    from promptlearn.core.errors import ModelLoadError
 
     folder = _copy(saved, tmp_path)
     _edit(folder / "config.json", lambda c: c.update(model="someone/no-such-model-xyz"))
@@ -303,8 +303,8 @@ def _build(target: Path, text: str) -> None:
 
 
 def _killed_at(monkeypatch, target: Path, which: str):
-    """os.replace as promptlearn.artifacts calls it, raising KeyboardInterrupt at one step of a replacement."""
-    import promptlearn.artifacts as artifacts
+    """os.replace as promptlearn.io.artifacts calls it, raising KeyboardInterrupt at one step of a replacement."""
+    import promptlearn.io.artifacts as artifacts
 
     real = os.replace
 

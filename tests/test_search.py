@@ -1,4 +1,4 @@
-"""Prompt search (promptlearn.search and `promptlearn search`) on tiny local models."""
+"""Prompt search (promptlearn.applications.search and `promptlearn search`) on tiny local models."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokeniz
 
 from promptlearn import PromptClassifier, PromptSearch, SearchResult, Template, Verbalizer
 from promptlearn.cli import main
-from promptlearn.errors import DataError, PromptlearnError
+from promptlearn.core.errors import DataError, PromptlearnError
 from promptlearn.scorer import CausalLMScorer, MaskedLMScorer
-from promptlearn.search import hotflip, search_label_words, write_results
+from promptlearn.applications.search import hotflip, search_label_words, write_results
 
 ROWS = [("good movie .", "positive"), ("bad movie .", "negative"), ("great film .", "positive"),
         ("a bad film .", "negative"), ("a good story .", "positive"), ("bad story .", "negative"),
@@ -223,7 +223,7 @@ def test_budget_too_small_stops_cleanly(tiny_bert_dir, files, tmp_path, capsys):
 def test_a_unit_that_overruns_the_budget_is_reported(tiny_bert_dir, monkeypatch):
     import time
 
-    import promptlearn.search.core as core
+    import promptlearn.applications.search.core as core
 
     original = core.search_label_words
 
@@ -292,7 +292,7 @@ def test_two_fields_and_help(tiny_roberta_dir, capsys):
 
 
 def test_combination_beam_finds_the_planted_assignment():
-    from promptlearn.search.labels import best_assignments
+    from promptlearn.applications.search.labels import best_assignments
 
     rng = np.random.default_rng(0)
     n_classes, n_words, n_dev = 4, 40, 24

@@ -6,7 +6,7 @@ import jinja2
 import pytest
 
 from promptlearn import MissingFieldError, Prompt, PromptlearnError, Segment, Template, TemplateError
-from promptlearn.resources import shipped_dir
+from promptlearn.core.resources import shipped_dir
 
 
 def kinds(prompt: Prompt) -> list[str]:
@@ -379,7 +379,7 @@ def test_flat_templates_render_exactly_like_jinja(source):
 
 
 def test_every_shipped_flat_template_renders_exactly_like_jinja():
-    from promptlearn.template import list_shipped
+    from promptlearn.core.template import list_shipped
 
     flat = 0
     for name in list_shipped():

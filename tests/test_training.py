@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from promptlearn import PromptClassifier
-from promptlearn.errors import ConfigError, DataError, UnknownLabelError
-from promptlearn.errors import TrainingError
-from promptlearn.training import Trainer, TrainingConfig, freeze
+from promptlearn.core.errors import ConfigError, DataError, UnknownLabelError
+from promptlearn.core.errors import TrainingError
+from promptlearn.pipeline.training import Trainer, TrainingConfig, freeze
 
 POSITIVE = ["good movie .", "great film .", "a good story .", "great acting .", "the actors were good .",
             "a great story .", "good fun .", "great music ."]

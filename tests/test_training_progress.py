@@ -23,8 +23,8 @@ from promptlearn import PromptClassifier
 from promptlearn.cli import main
 from promptlearn.cli.parser import build_parser
 from promptlearn.cli.train import _progress_options, interrupted_message
-from promptlearn.errors import ConfigError
-from promptlearn.training import CHECKPOINT_NAME, Trainer, TrainingConfig, TrainingInterrupted
+from promptlearn.core.errors import ConfigError
+from promptlearn.pipeline.training import CHECKPOINT_NAME, Trainer, TrainingConfig, TrainingInterrupted
 
 ROWS = [("good movie .", "positive"), ("bad movie .", "negative"), ("great film .", "positive"),
         ("a bad film .", "negative"), ("a good story .", "positive"), ("bad story .", "negative")]
@@ -94,7 +94,7 @@ def test_quiet_prints_no_progress(tiny_llama_dir, files, capsys):
     assert main(_args(tiny_llama_dir, files, files / "talks", "--max-steps", "3", "--log-every", "1")) == 0
     err = capsys.readouterr().err
     assert [int(m.group(1)) for m in map(STEP_LINE.search, err.splitlines()) if m] == [1, 2, 3], err
-    assert logging.getLogger("promptlearn.training").handlers == []  # the CLI's handler is gone afterwards
+    assert logging.getLogger("promptlearn.pipeline.training").handlers == []  # the CLI's handler is gone afterwards
 
 
 def _linear_task(n=12, seed=0):
@@ -124,12 +124,12 @@ def _trainer(model, config, **options):
 
 
 def test_progress_goes_through_logging(caplog):
-    """The Python API: the logger ``promptlearn.training`` at INFO gets the plan, the estimate after step 3, and a
+    """The Python API: the logger ``promptlearn.pipeline.training`` at INFO gets the plan, the estimate after step 3, and a
     line every log_every steps plus the first and the last."""
     config = TrainingConfig(learning_rate=1e-2, max_steps=7, batch_size=4)
-    with caplog.at_level(logging.INFO, logger="promptlearn.training"):
+    with caplog.at_level(logging.INFO, logger="promptlearn.pipeline.training"):
         _trainer(_model(), config, log_every=2, log_seconds=None, description="demo").train()
-    messages = [r.getMessage() for r in caplog.records if r.name == "promptlearn.training"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "promptlearn.pipeline.training"]
     assert messages[0] == "demo: 7 steps (max_steps; 2.333 epochs x 3 batches of 4; 12 examples)"
     assert [int(m.group(1)) for m in map(STEP_LINE.search, messages) if m] == [1, 2, 4, 6, 7]
     estimates = [i for i, m in enumerate(messages) if "estimate" in m]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from promptlearn import PromptlearnError, UnknownLabelError, Verbalizer, VerbalizerError
-from promptlearn.resources import shipped_dir
+from promptlearn.core.resources import shipped_dir
 
 SST2 = {"negative": ["terrible"], "positive": ["great"]}
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptlearn import data as pdata
-from promptlearn.errors import ConfigError, DataError
+from promptlearn.io import data as pdata
+from promptlearn.core.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[2]  # the repository (benchmarks/runner/config.py)
 KINDS = ("zero_shot", "prompt", "icl", "ensemble", "search", "probe", "finetune", "tfidf", "setfit")
@@ -19,7 +19,7 @@ PROMPT_KINDS = ("zero_shot", "prompt", "icl", "ensemble", "search")  # the kinds
 #: The ensemble kind's own parameters (the rest are its members' PromptClassifier parameters).
 ENSEMBLE_PARAMS = {"templates", "weights_from", "calibrate_members", "unlabeled", "temperature", "student_learning_rate",
                    "student_max_steps", "ipet_generations", "ipet_combine"}
-#: The ensemble kind's rows: each rule of promptlearn.ensemble, and two single-prompt references.
+#: The ensemble kind's rows: each rule of promptlearn.estimators.ensemble, and two single-prompt references.
 ENSEMBLE_ROWS = ("best_single", "mean_single", "mean", "log_mean", "weighted", "vote")
 DEFAULT_SEEDS = [13, 21, 42, 87, 100]
 BENCH_HINT = "pip install -e '.[bench]'"
@@ -183,7 +183,7 @@ def _allowed_params(kind: str) -> set[str] | None:
         if kind == "ensemble":
             allowed = (allowed - {"checkpoint_every"}) | ENSEMBLE_PARAMS
         if kind == "search":  # PromptSearch's parameters prefixed with search_; the rest train the found prompt
-            from promptlearn.search import PromptSearch
+            from promptlearn.applications.search import PromptSearch
 
             allowed = (allowed - {"checkpoint_every", "calibrate"}) | {
                 f"search_{name}" for name in inspect.signature(PromptSearch.__init__).parameters} - {

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.runner.config import Unit
-from promptlearn import data as pdata
-from promptlearn.errors import ChecksumError, ConfigError, DataError
+from promptlearn.io import data as pdata
+from promptlearn.core.errors import ChecksumError, ConfigError, DataError
 
 # ----------------------------------------------------------------------------------------------------
 # Data

@@ -19,8 +19,8 @@ from benchmarks.common import environment
 from benchmarks.runner.config import (BENCH_HINT, ENSEMBLE_PARAMS, PROMPTS, REPO, TFIDF_LOGISTIC, TFIDF_VECTORIZER,
                                       Config, Method, Unit)
 from benchmarks.runner.data import DataSource
-from promptlearn import data as pdata
-from promptlearn.errors import ConfigError
+from promptlearn.io import data as pdata
+from promptlearn.core.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------------
 # Running one unit
@@ -38,7 +38,7 @@ class MeanOf(list):
 def resolve_model(name: str) -> str:
     """A model name as the loaders take it: a short name as is, a path made absolute (tried relative to the
     current folder, then to the repository). Hub ids are not used: nothing is downloaded here."""
-    from promptlearn import models
+    from promptlearn.models import loader as models
 
     if name.lower() in models._short_names():
         models.resolve(name)  # raises with the install hint when the package is missing
@@ -182,7 +182,7 @@ class Runner:
         return self._shared_models[model]
 
     def _zero_shot(self, unit: Unit, model: str, tests: list) -> tuple[list[list[str]], dict]:
-        from promptlearn.calibration import contextual_calibration
+        from promptlearn.core.calibration import contextual_calibration
 
         loaded = self._shared_model(model)
         params = dict(unit.method.params)
@@ -272,7 +272,7 @@ class Runner:
             from setfit import SetFitModel, Trainer, TrainingArguments
         except ImportError:
             raise Skip(f"setfit is not installed: {BENCH_HINT}") from None
-        from promptlearn import models
+        from promptlearn.models import loader as models
 
         source = models.resolve(model)[0] if model.lower() in models._short_names() else resolve_model(model)
         classes = sorted(set(y))
@@ -319,7 +319,7 @@ class Runner:
         accuracy, and with ``unlabeled``: the student distilled from the ensemble (PET's final model) and, with
         ``ipet_generations``, the iPET ensemble."""
         from promptlearn import FineTuneClassifier, PromptEnsemble, load_model
-        from promptlearn.ensemble import COMBINE_RULES, combine_log_probs, combine_predictions
+        from promptlearn.estimators.ensemble import COMBINE_RULES, combine_log_probs, combine_predictions
 
         own = {key: params.pop(key) for key in ENSEMBLE_PARAMS if key in params}
         (X, y), (Xd, yd) = train, dev
@@ -389,7 +389,7 @@ class Runner:
         ``start_from_manual = true`` from its label words too (the given prompt PromptSearch keeps unless a
         found one beats it on dev by its ``keep_margin``)."""
         from promptlearn import PromptClassifier, load_model
-        from promptlearn.search import PromptSearch
+        from promptlearn.applications.search import PromptSearch
 
         (X, y), (Xd, yd) = train, dev
         options = {key[len("search_"):]: params.pop(key) for key in list(params) if key.startswith("search_")}
@@ -491,7 +491,7 @@ class Runner:
     def _metrics(row: str, test: str, y_test: Sequence[str], predicted: Sequence[Any]) -> dict[str, Any]:
         """Accuracy, macro-F1 and the confusion matrix of one row's predictions; for a MeanOf several
         prediction sets, the mean accuracy and macro-F1 (and each set's accuracy)."""
-        from promptlearn.metrics import classification_report
+        from promptlearn.core.metrics import classification_report
 
         classes = pdata.TASK_LABELS[test]
         index = {c: i for i, c in enumerate(classes)}

@@ -40,7 +40,7 @@ def dumps(result: Mapping[str, Any]) -> str:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Atomically (temp file + rename); unlike promptlearn.artifacts' mkstemp, the file gets the usual
+    """Atomically (temp file + rename); unlike promptlearn.io.artifacts' mkstemp, the file gets the usual
     permissions (0644 under the common umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

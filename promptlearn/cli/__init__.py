@@ -1,10 +1,8 @@
-"""The ``promptlearn`` command: ``classify``, ``evaluate``, ``train``, ``adapt``, ``search``, ``sample``, ``templates``,
-``bench``.
+"""The ``promptlearn`` command: ``classify``, ``evaluate``, ``train``, ``adapt``, ``search``, ``sample``, ``templates``.
 
 ``parser`` builds the options of every subcommand (the global ones, such as ``-v``, are accepted before or after
 the verb); ``predict`` runs classify / evaluate, ``templates`` lists or shows the shipped templates, ``train``
-runs train / adapt / search, ``sample`` draws K examples per class from a file, ``bench`` hands its arguments
-to the benchmark runner. ``labels`` reads the data's labels as classes (``--label-map``); ``diagnostics`` warns
+runs train / adapt / search, ``sample`` draws K examples per class from a file. ``labels`` reads the data's labels as classes (``--label-map``); ``diagnostics`` warns
 when the predictions collapse onto one class.
 
 Errors the user can fix are printed as one line (no traceback) and exit with status 2.
@@ -20,8 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import PromptlearnError
-from .bench import run_bench_args
+from ..core.errors import PromptlearnError
 from .parser import build_parser
 from .predict import default_verbalizer
 
@@ -45,10 +42,8 @@ def _configure_logging(verbosity: int, main_process: bool = True) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # the runner parses its own options, in any order
-        return _run(run_bench_args, argv[1:])
     args = build_parser().parse_args(argv)
-    from ..distributed import setup
+    from ..models.distributed import setup
 
     process = setup()  # joins the process group when launched as one of several (accelerate launch, torchrun)
     _configure_logging(args.verbose, process.is_main_process)
@@ -56,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("promptlearn").info("%d processes: each takes a slice of every batch and of the examples "
                                               "scored; this one (the main process) writes the results",
                                               process.num_processes)
-    from ..data import head_rows
+    from ..io.data import head_rows
 
     with head_rows(getattr(args, "head", None)):  # --head: every data reader of the command keeps the first N rows
         return _run(args.run, args)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..metrics import format_probabilities
+from ..core.metrics import format_probabilities
 
 logger = logging.getLogger(__name__)
 

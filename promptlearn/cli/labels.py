@@ -14,8 +14,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import PromptlearnError, UnknownLabelError
-from ..verbalizer import index_labels, is_int, label_indices
+from ..core.errors import PromptlearnError, UnknownLabelError
+from ..core.verbalizer import index_labels, is_int, label_indices
 
 logger = logging.getLogger(__name__)
 

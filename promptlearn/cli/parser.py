@@ -7,8 +7,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from ..models import DTYPES
-from .bench import run_bench
+from ..models.loader import DTYPES
 from .predict import run_classify, run_evaluate
 from .templates import run_templates
 from .sample import run_sample
@@ -186,15 +185,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _share_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
-    """Copy the top-level options (all but --help) into every subcommand but ``bench`` (whose arguments go to
-    the benchmark runner), under "global options" in its --help. A copy stores under ``AFTER_VERB + dest`` with
+    """Copy the top-level options (all but --help) into every subcommand, under "global options" in its --help. A copy stores under ``AFTER_VERB + dest`` with
     no default, so an option given only before the verb keeps its value; an option string a subcommand already
     uses stays the subcommand's own."""
     shared = [action for action in parser._actions
               if action.option_strings and not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction))]
     done: set[int] = set()
     for name, sub in commands.choices.items():
-        if name == "bench" or id(sub) in done:
+        if id(sub) in done:
             continue
         done.add(id(sub))
         group = sub.add_argument_group("global options (also accepted before the command)")
@@ -561,14 +559,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sample from the first N rows (in file order) only")
     sample.set_defaults(run=run_sample)
 
-    # Everything after "bench" goes to the runner's own parser (main() hands it over before this parser sees
-    # it, so runner options may come first); this entry lists the command and takes ``-v bench CONFIG ...``.
-    bench = commands.add_parser(
-        "bench", help="run a benchmark config (methods x tasks x K x seeds) from a source checkout",
-        description="Run a benchmark config: the same as `python -m benchmarks.run CONFIG ...` in a source "
-                    "checkout. `promptlearn bench --help` lists the runner's options.", add_help=False)
-    bench.add_argument("runner_args", nargs=argparse.REMAINDER, metavar="CONFIG ...")
-    bench.set_defaults(run=run_bench)
     _share_global_options(parser, commands)  # last: every top-level option, whoever added it
     return parser
 

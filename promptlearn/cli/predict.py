@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import atomic_write, atomic_write_text
-from ..errors import PromptlearnError
+from ..io.artifacts import atomic_write, atomic_write_text
+from ..core.errors import PromptlearnError
 
 logger = logging.getLogger(__name__)
 
 
 def _main_process() -> bool:
-    from ..distributed import is_main_process
+    from ..models.distributed import is_main_process
 
     return is_main_process()
 
@@ -39,8 +39,8 @@ def _columns(pairs: Sequence[str]) -> dict[str, str] | None:
 
 def default_verbalizer(template: str) -> str:
     """For a shipped template ``task/name``: the verbalizer ``task_name`` if shipped, else ``task``."""
-    from ..resources import shipped_dir
-    from ..template import _SHIPPED_NAME
+    from ..core.resources import shipped_dir
+    from ..core.template import _SHIPPED_NAME
 
     if not _SHIPPED_NAME.match(template) or Path(template).is_file():
         raise PromptlearnError("--verbalizer is required unless --template is a shipped name such as sst2/it_was")
@@ -59,7 +59,7 @@ def _demo_options(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "chat_template", False):
         options["chat_template"] = True
     if getattr(args, "demo_pool", None):
-        from ..data import load_data
+        from ..io.data import load_data
 
         label_column = getattr(args, "label_column", None) or "label"
         pool_x, pool_y = load_data(args.demo_pool, "train", columns=_columns(args.column), label_column=label_column)
@@ -70,10 +70,10 @@ def _demo_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _classifier(args: argparse.Namespace, **training: Any) -> Any:
-    from ..classifier import PromptClassifier
+    from ..estimators.classifier import PromptClassifier
 
     if getattr(args, "model_dir", None):
-        from ..ensemble import PromptEnsemble, saved_class
+        from ..estimators.ensemble import PromptEnsemble, saved_class
 
         saved = saved_class(args.model_dir)
         base = {"model": args.model} if getattr(args, "model", None) else {}  # the caller's model, never a saved path
@@ -109,7 +109,7 @@ def run_classify(args: argparse.Namespace) -> int:
     """Predictions first (``label``, ``p(<class>)``), then every input column as read: nothing of the input is
     dropped or overwritten. Prediction columns that an input column already names are an error before any
     work (``--prediction-prefix`` renames them); ``--output`` may be ``--input`` (read whole, replaced atomically)."""
-    from ..data import read_table
+    from ..io.data import read_table
 
     if args.text and args.input:
         raise PromptlearnError("give texts with --text or a file with --input, not both")
@@ -149,7 +149,7 @@ def run_classify(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     if not _main_process():  # ... and written once, by the main process
         return 0
-    from ..metrics import format_timing
+    from ..core.metrics import format_timing
     from .diagnostics import collapse_warnings
 
     collapse_warnings({name: predicted for name, (predicted, _) in variants.items()}, classes, prior=prior,
@@ -198,7 +198,7 @@ def _dump(records: list[dict[str, Any]], handle: Any, suffix: str, header: list[
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
-    from ..data import _to_text
+    from ..io.data import _to_text
 
     fieldnames = list(dict.fromkeys(header + [k for r in records for k in r]))
     writer = csv.DictWriter(handle, fieldnames=fieldnames, delimiter="\t" if suffix == ".tsv" else ",",
@@ -226,7 +226,7 @@ def _score(classifier: Any, examples: list[dict[str, Any]], *, both: bool) -> tu
     the content-free inputs; not with demonstrations and no --calibrate, where every demonstration set would
     need content-free prompts of its own). ``prior`` is the content-free prior as ``{class: probability}``
     when a calibrated variant was computed, else None. Ensembles and distilled students give one variant."""
-    from ..classifier import PromptClassifier
+    from ..estimators.classifier import PromptClassifier
 
     def variant(probabilities: Any) -> tuple[Any, Any]:
         return probabilities.argmax(axis=1), probabilities
@@ -286,8 +286,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Score labelled data once and report raw and calibrated figures from the same class scores (a prompt),
     with warnings for collapsed predictions and integer labels read as class indices; ``--output`` gets the
     report with every example's predictions. Model loading is timed apart from scoring."""
-    from ..data import load_data, subsample
-    from ..metrics import classification_report, format_report
+    from ..io.data import load_data, subsample
+    from ..core.metrics import classification_report, format_report
     from .diagnostics import class_counts, collapse_warnings
     from .labels import class_indices, parse_label_map
 
@@ -297,7 +297,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     classifier = _classifier(args)  # a saved distilled student loads its model here
     load_seconds = time.perf_counter() - start
-    from ..classifier import PromptClassifier
+    from ..estimators.classifier import PromptClassifier
 
     prompt = isinstance(classifier, PromptClassifier)  # else a saved ensemble or distilled student (--model-dir)
     if prompt:

@@ -6,15 +6,15 @@ import argparse
 import sys
 from collections import Counter
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 
 def run_sample(args: argparse.Namespace) -> int:
     """Draw ``--k`` rows per class (seed ``--seed``; rows keep their order and every column, values as read) from
     ``--input`` and write them to ``--output`` in the format of its suffix, replacing it atomically (it may be
     ``--input``). A class with fewer than K rows is an error unless ``--allow-fewer`` (all of its rows taken)."""
-    from ..data import k_shot_indices, read_labelled_rows
-    from ..tables import format_of, write_table
+    from ..io.data import k_shot_indices, read_labelled_rows
+    from ..io.tables import format_of, write_table
 
     try:
         format_of(args.output)  # a bad output suffix is reported before anything is read

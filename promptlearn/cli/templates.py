@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import re
 
-from ..errors import PromptlearnError
-from ..template import Template
-from ..template import list_shipped as shipped_templates
-from ..verbalizer import Verbalizer
-from ..verbalizer import list_shipped as shipped_verbalizers
+from ..core.errors import PromptlearnError
+from ..core.template import Template
+from ..core.template import list_shipped as shipped_templates
+from ..core.verbalizer import Verbalizer
+from ..core.verbalizer import list_shipped as shipped_verbalizers
 from .predict import default_verbalizer
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import recover_directory
-from ..distributed import is_main_process
-from ..errors import PromptlearnError
+from ..io.artifacts import recover_directory
+from ..models.distributed import is_main_process
+from ..core.errors import PromptlearnError
 from .predict import _classifier, _columns, default_verbalizer
 
 # --source options: flag -> (the sources it applies to, the source option it sets)
@@ -31,7 +31,7 @@ SOURCE_FLAGS = {
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..data import load_data, read_examples
+    from ..io.data import load_data, read_examples
 
     output = Path(args.output)
     recover_directory(output)  # a final save killed between its renames: it finished, and counts as finished
@@ -68,7 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
         classifier.set_params(show_progress=False)
     classifier.template_, classifier.verbalizer_  # validate before loading the model
     start = time.perf_counter()
-    from ..training import TrainingInterrupted
+    from ..pipeline.training import TrainingInterrupted
 
     try:
         with progress_log(getattr(args, "quiet", False)):
@@ -115,10 +115,10 @@ class _ProgressHandler(logging.Handler):
 
 @contextlib.contextmanager
 def progress_log(quiet: bool) -> Iterator[None]:
-    """While training: the ``promptlearn.training`` logger's lines (plan, estimate, a line every --log-every
+    """While training: the ``promptlearn.pipeline.training`` logger's lines (plan, estimate, a line every --log-every
     steps, interruptions) on stderr, terminal or not; with ``quiet`` (-q) only its warnings, as for other
     loggers. Only the main process of several writes them. The logger is left as it was afterwards."""
-    log = logging.getLogger("promptlearn.training")
+    log = logging.getLogger("promptlearn.pipeline.training")
     if quiet or not is_main_process():
         yield
         return
@@ -168,7 +168,7 @@ def _training_options(args: argparse.Namespace) -> dict[str, Any]:
     """PromptClassifier's training parameters from `promptlearn train`'s options."""
     learning_rate = args.learning_rate
     if learning_rate is None:
-        from ..prompts import LEARNING_RATES
+        from ..tuning import LEARNING_RATES
 
         learning_rate = LEARNING_RATES[getattr(args, "source", "manual")]
     return dict(learning_rate=learning_rate, epochs=args.epochs, max_steps=args.max_steps,
@@ -207,7 +207,7 @@ def _ensemble_prompts(args: argparse.Namespace) -> list[tuple[str, str | None]] 
 def _train_ensemble(args: argparse.Namespace, prompts: list[tuple[str, str | None]], output: Path,
                     train: tuple[Any, Any], dev: tuple[Any, Any] | None, unlabeled: Any) -> int:
     """PET with several prompts (a PromptEnsemble), optionally iPET, optionally distilled into one student."""
-    from ..ensemble import PromptEnsemble
+    from ..estimators.ensemble import PromptEnsemble
 
     def prompt_classifier(template: str, verbalizer: str | None) -> Any:
         member = _classifier(argparse.Namespace(**{**vars(args), "template": template, "verbalizer": verbalizer}),
@@ -250,7 +250,7 @@ def _candidate_words(value: str | None) -> Any:
     if value is None:
         return None
     if Path(value).is_file():
-        from ..verbalizer import Verbalizer
+        from ..core.verbalizer import Verbalizer
 
         return Verbalizer.load(value).to_dict()
     words = [w.strip() for w in value.split(",") if w.strip()]
@@ -261,7 +261,7 @@ def _candidate_words(value: str | None) -> Any:
 
 def _finetune_student(args: argparse.Namespace) -> Any:
     """The distilled sequence classifier: --model with a new head, trained with the same hyper-parameters."""
-    from ..baselines import FineTuneClassifier
+    from ..estimators.baselines import FineTuneClassifier
 
     options = {k: v for k, v in _training_options(args).items() if k not in ("trainable", "mlm_weight")}
     options["learning_rate"] = args.learning_rate if args.learning_rate is not None else 1e-5  # full fine-tuning
@@ -272,7 +272,7 @@ def _finetune_student(args: argparse.Namespace) -> Any:
 
 
 def run_adapt(args: argparse.Namespace) -> int:
-    from ..adapt import _subset, adapt, read_texts, shared_unlabelled_texts
+    from ..applications.adapt import _subset, adapt, read_texts, shared_unlabelled_texts
 
     if Path(args.output).exists() and not args.overwrite:
         raise PromptlearnError(f"{args.output} already exists; choose another --output or pass --overwrite")
@@ -310,7 +310,7 @@ def run_adapt(args: argparse.Namespace) -> int:
 def _search_task_name(args: argparse.Namespace) -> str:
     import re
 
-    from ..data import task_id
+    from ..io.data import task_id
 
     if args.task_name:
         return args.task_name
@@ -326,9 +326,9 @@ def _search_task_name(args: argparse.Namespace) -> str:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from ..data import load_data
-    from ..search import PromptSearch
-    from ..search.results import check_task_name
+    from ..io.data import load_data
+    from ..applications.search import PromptSearch
+    from ..applications.search.results import check_task_name
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():

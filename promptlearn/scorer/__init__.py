@@ -12,13 +12,13 @@ reading the vocabulary distribution only at the positions that matter.
   scored as its continuation (sum of its tokens' log-probabilities). Text after the mask is dropped
   (``after_mask="drop"``) or scored as part of each word's continuation (``after_mask="score"``).
   A shared context before the example (in-context demonstrations, a chat template's opening; see
-  :attr:`Prompt.context <promptlearn.template.Prompt>`) is tokenized on its own, and when several
+  :attr:`Prompt.context <promptlearn.core.template.Prompt>`) is tokenized on its own, and when several
   prompts share it its key-value cache is computed once and reused for all of them.
 
 Truncation shortens only the example's fields, never the template's words or the mask; in-context
 demonstrations give way first (see :meth:`Scorer._truncate`).
 
-Continuous prompts (:mod:`promptlearn.prompts`): with a ``prompt_source`` set, a ``[SOFT]`` slot is a token
+Continuous prompts (:mod:`promptlearn.tuning`): with a ``prompt_source`` set, a ``[SOFT]`` slot is a token
 boundary (the text on each side is tokenized on its own) and becomes negative placeholder ids that the
 prompt set replaces by its vectors (``inputs_embeds``) right before the model runs, together with any
 per-layer key/value prefixes or adapters; truncation never cuts a soft slot. The position-only head
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .base import (AFTER_MASK_MODES, MULTI_TOKEN_MODES, Scorer, _Piece, _vocabulary_size, aggregate_word_scores,
                    aggregate_words, default_max_length)
 from .causal import CausalLMScorer

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, DemonstrationTooLongError, TemplateError, TruncationError, VerbalizerError
-from ..template import Prompt, Segment
-from ..verbalizer import Verbalizer
+from ..core.errors import ConfigError, DemonstrationTooLongError, TemplateError, TruncationError, VerbalizerError
+from ..core.template import Prompt, Segment
+from ..core.verbalizer import Verbalizer
 from .guards import check_distinct_label_words, special_token_breaker
 from .position_head import _PositionHead
 
@@ -35,7 +35,7 @@ class _Piece:
 
     ``demo``: the pool index of the in-context demonstration the piece belongs to (None: the example's own).
     ``soft``: a soft slot of that many vectors (``text`` is empty), starting at vector ``slot`` of the prompt;
-    ``source``: the prompt (index in the scorer's :class:`~promptlearn.prompts.PromptSet`) the row uses.
+    ``source``: the prompt (index in the scorer's :class:`~promptlearn.tuning.PromptSet`) the row uses.
     """
 
     text: str
@@ -105,7 +105,7 @@ def _soft_offset(prompt: Prompt, segment: Segment) -> int:
 class Scorer:
     """Common machinery of the masked- and causal-LM scorers.
 
-    ``prompt_source``: a :class:`~promptlearn.prompts.PromptSet` of continuous prompts (soft slots, deep
+    ``prompt_source``: a :class:`~promptlearn.tuning.PromptSet` of continuous prompts (soft slots, deep
     prefixes, adapters) injected into every forward pass; None (the default) runs the model as it is.
     """
 
@@ -136,7 +136,7 @@ class Scorer:
 
         With several processes (``accelerate launch``, ``torchrun``) each scores a contiguous slice and every
         process gets all the rows back in input order: call it on every process with the same prompts."""
-        from ..distributed import gather_rows
+        from ..models.distributed import gather_rows
 
         prompts = list(prompts)
         return gather_rows(len(prompts), lambda part: self._score(prompts[part], verbalizer))
@@ -264,7 +264,7 @@ class Scorer:
     def _show_progress(self) -> bool:
         show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
         if show:
-            from ..distributed import is_main_process
+            from ..models.distributed import is_main_process
 
             show = is_main_process()  # several processes: one progress bar (the main process's share)
         return show
@@ -467,7 +467,7 @@ class Scorer:
         tokenized on its own (a soft slot is a token boundary) and each slot becomes placeholder ids that the
         prompt set fills with its vectors. Truncation shortens the fields as for any row; soft slots are never
         cut (they count against the budget)."""
-        from ..prompts.base import tagged_id
+        from ..tuning.base import tagged_id
 
         source = max(p.source for p in pieces)
         ids = self._splice(pieces, add_special_tokens)
@@ -487,7 +487,7 @@ class Scorer:
         return ids
 
     def _splice(self, pieces: list[_Piece], add_special_tokens: bool) -> list[int]:
-        from ..prompts.base import soft_id
+        from ..tuning.base import soft_id
 
         runs: list[str] = []
         slots: list[_Piece] = []

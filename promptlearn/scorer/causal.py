@@ -12,9 +12,9 @@ from typing import Any, Iterator
 
 import torch
 
-from .. import compat
-from ..errors import ConfigError, TemplateError
-from ..template import Prompt
+from ..models import compat
+from ..core.errors import ConfigError, TemplateError
+from ..core.template import Prompt
 from .base import AFTER_MASK_MODES, Scorer, _fill_rows, _Piece, _vocabulary_size
 
 

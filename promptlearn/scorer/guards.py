@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import VerbalizerError
+from ..core.errors import VerbalizerError
 
 #: Inserted after the first character of a special-token string found in example text: the tokenizer no longer
 #: matches the token, and most normalizers drop the character (BERT's) or encode it as a few byte tokens.

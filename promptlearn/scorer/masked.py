@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, TemplateError, VerbalizerError
-from ..template import Prompt
+from ..core.errors import ConfigError, TemplateError, VerbalizerError
+from ..core.template import Prompt
 from .base import MULTI_TOKEN_MODES, Scorer, _fill_rows, _Piece, _vocabulary_size
 
 logger = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from typing import Any, Iterator
 
 import torch
 
-from .. import compat
-from ..errors import ConfigError
+from ..models import compat
+from ..core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,239 @@
+"""Lightweight fine-tuning of the same classifier: LoRA and adapters through the PEFT library, BitFit.
+
+* ``lora``: PEFT's LoRA (``r``, ``lora_alpha``, ``lora_dropout``, ``target_modules``; PEFT's defaults for
+  the architecture when ``target_modules`` is None, e.g. BERT's ``query``/``value``, Llama's
+  ``q_proj``/``v_proj``); any further ``peft.LoraConfig`` field goes in ``options``.
+* ``adapter``: another PEFT tuner by its PEFT type name (``method``: ``ia3`` by default — (IA)^3's learned
+  rescaling vectors — or ``loha``, ``lokr``, ``oft``, ``vera``, ``ln_tuning``, ...), ``options`` passed to
+  its config class.
+* ``bitfit`` (Ben Zaken et al., 2022): only bias terms train (plain torch). The biases are kept as
+  trainable *offsets* applied to the frozen base model at each forward pass (``torch.func.functional_call``),
+  so the base model itself is never changed; ``pattern`` (a regular expression) restricts which biases.
+
+PEFT has no task type for masked LMs, so adapters are injected with ``peft.inject_adapter_in_model`` (no
+``PeftModel`` wrapper, no task type): the model object itself gains the adapter layers, under a name of
+its own (``promptlearn<N>``), and the base weights stay untouched (PEFT keeps them in ``base_layer``).
+Several adapters can live in one model; the active one is switched per forward pass. The saved state is
+PEFT's own adapter state dict (``peft.get_peft_model_state_dict``).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.errors import ConfigError
+from .base import BuildContext, PromptModule, SourceConfig, seeded, unique_name
+
+
+def _require_peft() -> Any:
+    try:
+        import peft
+    except ImportError:
+        raise ConfigError("LoRA and adapters need the PEFT library: pip install 'promptlearn[peft]' "
+                          "(or pip install peft)") from None
+    return peft
+
+
+@dataclass
+class LoraPromptConfig(SourceConfig):
+    """LoRA through PEFT: ``r``, ``lora_alpha``, ``lora_dropout``, ``target_modules`` (None: PEFT's default
+    for the architecture), ``options`` (more ``peft.LoraConfig`` fields)."""
+
+    source = "lora"
+    r: int = 8
+    lora_alpha: float = 16
+    lora_dropout: float = 0.0
+    target_modules: list[str] | str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if isinstance(self.r, bool) or int(self.r) < 1:
+            raise ConfigError(f"r must be >= 1, got {self.r!r}")
+        if not 0 <= float(self.lora_dropout) < 1:
+            raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+
+    def peft_config(self) -> Any:
+        peft = _require_peft()
+        values = {"r": int(self.r), "lora_alpha": self.lora_alpha, "lora_dropout": float(self.lora_dropout),
+                  "target_modules": self.target_modules, **self.options}
+        try:
+            return peft.LoraConfig(**values)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid LoRA options: {exc}") from None
+
+
+@dataclass
+class AdapterPromptConfig(SourceConfig):
+    """Another PEFT tuner: ``method`` (a PEFT type such as ``ia3``, ``loha``, ``lokr``, ``oft``, ``vera``,
+    ``ln_tuning``), ``options`` (its config's fields)."""
+
+    source = "adapter"
+    method: str = "ia3"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def peft_config(self) -> Any:
+        _require_peft()
+        from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+
+        key = str(self.method).upper()
+        config_class = PEFT_TYPE_TO_CONFIG_MAPPING.get(key)
+        prompt_learning = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMPT_TUNING", "CPT",
+                           "ADAPTION_PROMPT"}
+        if config_class is None or key in prompt_learning:
+            available = sorted(k.lower() for k in PEFT_TYPE_TO_CONFIG_MAPPING if k not in prompt_learning)
+            raise ConfigError(f"adapter method {self.method!r} is not a PEFT tuner that injects into layers; choose "
+                              f"one of {available} (soft / deep prompts are the 'soft', 'ptuning' and 'deep' "
+                              "sources)")
+        try:
+            return config_class(**self.options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid options for adapter method {self.method!r}: {exc}") from None
+
+
+@dataclass
+class BitFitConfig(SourceConfig):
+    """BitFit: only bias terms train; ``pattern`` (a regular expression searched in parameter names)
+    restricts which (default: every bias)."""
+
+    source = "bitfit"
+    pattern: str | None = None
+
+    def validate(self) -> None:
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ConfigError(f"bad BitFit pattern {self.pattern!r}: {exc}") from None
+
+
+def _key(name: str) -> str:
+    return name.replace(".", ":")
+
+
+class PeftPrompt(PromptModule):
+    """A PEFT adapter (LoRA, (IA)^3, ...) injected into the base model under its own name."""
+
+    changes_model = True
+
+    def __init__(self, config: LoraPromptConfig | AdapterPromptConfig, context: BuildContext) -> None:
+        super().__init__(config, context)
+        self.source = config.source  # type: ignore[misc]
+        peft = _require_peft()
+        model = context.model
+        self.adapter_name = unique_name("promptlearn")
+        peft_config = config.peft_config()
+        try:
+            with seeded(context.seed), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*multiple adapters.*")  # one per prompt, by design
+                warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")  # GPT-2's Conv1D: PEFT adapts
+                peft.inject_adapter_in_model(peft_config, model, adapter_name=self.adapter_name)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"PEFT could not add a {config.source} adapter to {type(model).__name__}: {exc}; "
+                              "name the layers with target_modules") from None
+        marker = f".{self.adapter_name}"
+        weights = {name: p for name, p in model.named_parameters()
+                   if marker + "." in name + "." or name.endswith(marker)}
+        if not weights:
+            raise ConfigError(f"PEFT added no trainable weights to {type(model).__name__}; check target_modules")
+        # The adapter's weights live in the base model; registering them here makes them this module's parameters
+        # (what the Trainer trains and counts) without copying them.
+        self.weights = nn.ParameterDict({_key(n): p for n, p in weights.items()})
+        model.__dict__.pop("_promptlearn_active", None)  # PEFT may have switched adapters while injecting
+        self.activate()
+
+    def activate(self) -> None:
+        model = self.base
+        if model.__dict__.get("_promptlearn_active") == self.adapter_name:
+            return
+        for layer in (m for m in model.modules() if _is_tuner_layer(m)):
+            if self.adapter_name in _layer_adapters(layer):
+                layer.set_adapter(self.adapter_name)
+                layer.enable_adapters(True)
+            else:
+                layer.enable_adapters(False)
+        model.__dict__["_promptlearn_active"] = self.adapter_name
+        for parameter in self.parameters():  # PEFT's switches touch requires_grad; the trainer decides that
+            parameter.requires_grad_(True)
+
+    def prompt_state(self) -> dict[str, torch.Tensor]:
+        from peft import get_peft_model_state_dict
+
+        state = get_peft_model_state_dict(self.base, adapter_name=self.adapter_name)
+        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+    def load_prompt_state(self, state: Any) -> None:
+        from peft import set_peft_model_state_dict
+
+        expected = self.prompt_state()
+        if set(expected) != set(state) or any(tuple(expected[k].shape) != tuple(state[k].shape) for k in expected):
+            raise ConfigError(f"the saved {self.source!r} adapter does not fit this model and configuration")
+        result = set_peft_model_state_dict(self.base, dict(state), adapter_name=self.adapter_name)
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise ConfigError(f"the saved {self.source!r} adapter has weights this model lacks: {unexpected[:3]}")
+
+
+def deactivate_adapters(model: Any) -> None:
+    """Switch every PEFT adapter in ``model`` off (the base model runs as it was)."""
+    for layer in (m for m in model.modules() if _is_tuner_layer(m)):
+        layer.enable_adapters(False)
+    model.__dict__["_promptlearn_active"] = None
+
+
+def _is_tuner_layer(module: Any) -> bool:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return isinstance(module, BaseTunerLayer)
+
+
+def _layer_adapters(layer: Any) -> set[str]:
+    names: set[str] = set()
+    for attribute in getattr(layer, "adapter_layer_names", ()):
+        container = getattr(layer, attribute, None)
+        if hasattr(container, "keys"):
+            names.update(container.keys())
+    return names
+
+
+class BitFit(PromptModule):
+    """Bias-only fine-tuning as trainable offsets on the frozen base model's biases."""
+
+    source = "bitfit"
+    changes_model = True
+
+    def __init__(self, config: BitFitConfig, context: BuildContext) -> None:
+        super().__init__(config, context)
+        pattern = re.compile(config.pattern) if config.pattern else None
+        parameters = {_plain(n): p for n, p in context.model.named_parameters() if not _is_adapter_weight(n)}
+        names = [n for n in parameters
+                 if n.rsplit(".", 1)[-1] == "bias" and (pattern is None or pattern.search(n))]
+        if not names:
+            raise ConfigError(f"{type(context.model).__name__} has no bias parameters"
+                              + (f" matching {config.pattern!r}" if config.pattern else ""))
+        self.names = names
+        self.offsets = nn.ParameterDict({_key(n): nn.Parameter(torch.zeros_like(parameters[n], dtype=torch.float32))
+                                         for n in names})
+
+    def parameter_overrides(self) -> dict[str, torch.Tensor]:
+        # Looked up at every pass: a PEFT adapter added to the model later renames its layers' biases.
+        current = {_plain(n): (n, p) for n, p in self.base.named_parameters() if not _is_adapter_weight(n)}
+        overrides = {}
+        for name in self.names:
+            actual, parameter = current[name]
+            overrides[actual] = parameter + self.offsets[_key(name)].to(parameter.dtype)
+        return overrides
+
+
+def _plain(name: str) -> str:
+    """A parameter's name as in the model without PEFT layers (PEFT keeps the original in ``base_layer``)."""
+    return re.sub(r"(\.base_layer)+\.", ".", name)
+
+
+def _is_adapter_weight(name: str) -> bool:
+    return any(part.startswith("promptlearn") for part in name.split("."))
