@@ -59,7 +59,7 @@ def _small_llama(folder: Path) -> Path:
 def measure(name: str, n_queries: int, demos: int, batch_size: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         if name == "smollm2":
-            from promptlearn.io.data import load_lmbff_task
+            from promptlearn.io.tasks import load_lmbff_task
 
             pool_x, pool_y = load_lmbff_task("sst2", "train")
             queries = [e["text"] for e in load_lmbff_task("sst2", "test")[0][:n_queries]]

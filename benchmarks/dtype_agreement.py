@@ -18,7 +18,7 @@ import numpy as np
 
 from benchmarks.common import environment, write_result
 from promptlearn import PromptClassifier
-from promptlearn.io.data import load_lmbff_task
+from promptlearn.io.tasks import load_lmbff_task
 
 PROMPTS = {"masked": ("sst2/it_was", "sst2"), "causal": ("Review: {{ text }}\nSentiment: [MASK]",
                                                         {"negative": ["negative"], "positive": ["positive"]})}

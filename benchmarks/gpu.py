@@ -48,7 +48,7 @@ def _texts(path: str | None) -> tuple[list[str], str]:
         lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
         return lines, path
     try:
-        from promptlearn.io.data import load_lmbff_task
+        from promptlearn.io.tasks import load_lmbff_task
 
         examples, _ = load_lmbff_task("sst2", "test")
         return [e["text"] for e in examples], "LM-BFF SST-2 test"

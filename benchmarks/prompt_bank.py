@@ -22,7 +22,7 @@ import torch
 
 from benchmarks.common import environment, write_result
 from promptlearn import PromptBank, PromptClassifier, load_model
-from promptlearn.io.data import load_lmbff_task
+from promptlearn.io.tasks import load_lmbff_task
 
 REPO = Path(__file__).resolve().parent.parent
 

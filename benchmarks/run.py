@@ -32,7 +32,7 @@ from benchmarks.runner.config import BENCH_HINT, REPO, Config, Unit, load_config
 from benchmarks.runner.data import DataSource, verify_checksums
 from benchmarks.runner.kinds import Runner, Skip, resolve_model
 from benchmarks.runner.table import render_table, write_json, write_plot, write_text
-from promptlearn.io import data as pdata
+from promptlearn.io import tasks as ptasks
 from promptlearn.core.errors import ConfigError, DataError, PromptlearnError
 
 # ----------------------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def _select(units: list[Unit], config: Config, args: argparse.Namespace) -> list
         units = [u for u in units if u.method.name in args.only]
     if args.tasks:
         try:
-            wanted = {pdata.task_id(t) for t in args.tasks}
+            wanted = {ptasks.task_id(t) for t in args.tasks}
         except DataError as exc:
             raise ConfigError(f"--tasks: {exc}") from None
         bad = sorted(wanted - set(config.tasks))
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
-        root = config.data_root or pdata.shared_data_root()
+        root = config.data_root or ptasks.shared_data_root()
         if not root.is_dir():
             raise DataError(f"data_root {root} is not a folder")
         source = DataSource(root)

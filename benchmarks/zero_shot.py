@@ -19,7 +19,8 @@ import numpy as np
 from benchmarks.common import RESULTS, environment, write_result
 from promptlearn import PromptClassifier
 from promptlearn.core.calibration import contextual_calibration
-from promptlearn.io.data import load_ag_news, load_lmbff_task, subsample
+from promptlearn.io.sampling import subsample
+from promptlearn.io.tasks import load_ag_news, load_lmbff_task
 from promptlearn.core.metrics import classification_report
 
 # task -> (data loader, [(template, verbalizer, after_mask, subset size or None), ...]).

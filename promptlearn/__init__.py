@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "adapt": "applications.adapt",
     "PromptBank": "estimators.bank",
-    "FineTuneClassifier": "estimators.baselines", "ProbeClassifier": "estimators.baselines",
+    "FineTuneClassifier": "estimators.finetune", "ProbeClassifier": "estimators.probe",
     "contextual_calibration": "core.calibration",
     "PromptClassifier": "estimators.classifier",
     "DemonstrationSelector": "pipeline.demonstrations", "SentenceEncoder": "pipeline.demonstrations",

@@ -14,7 +14,7 @@ from promptlearn import PromptClassifier, load_model
 from promptlearn.models import compat
 from promptlearn.applications.adapt import _MaskedLMLoss, adapt, read_texts, shared_unlabelled_texts
 from promptlearn.cli import main
-from promptlearn.io.data import load_ag_news, load_lmbff_task, shared_data_root
+from promptlearn.io.tasks import load_ag_news, load_lmbff_task, shared_data_root
 from promptlearn.core.errors import ConfigError, DataError, PromptlearnError, WrongModelKindError
 from promptlearn.pipeline.training import Trainer
 

@@ -13,7 +13,7 @@ from sklearn.base import clone
 
 import promptlearn
 from promptlearn import FineTuneClassifier, ProbeClassifier
-from promptlearn.estimators.baselines import NotFittedError
+from promptlearn.estimators.text_baseline import NotFittedError
 from promptlearn.core.errors import ConfigError, DataError, ModelLoadError, PromptlearnError, UnknownLabelError
 
 # A toy separable task: the sentiment word decides the label (and starts the text, so a causal model's first

@@ -22,7 +22,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from promptlearn import PromptClassifier, PromptlearnError, Verbalizer, __version__
 from promptlearn.cli import default_verbalizer, main
-from promptlearn.io.data import TASK_LABELS, load_lmbff, subsample
+from promptlearn.io.sampling import subsample
+from promptlearn.io.tasks import TASK_LABELS, load_lmbff
 from promptlearn.core.template import list_shipped as shipped_templates
 
 REPO = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ import pytest
 from promptlearn import PromptClassifier, Verbalizer, __version__
 from promptlearn.cli import build_parser, main
 from promptlearn.cli.diagnostics import COLLAPSE_SHARE, MIN_PREDICTIONS, collapse_warnings, collapsed_class
-from promptlearn.io.data import task_id
+from promptlearn.io.tasks import task_id
 from promptlearn.core.template import Template
 
 try:  # tests/ as a package or as a rootdir-inserted folder (see conftest.py)
@@ -142,7 +142,7 @@ def help_examples(text: str) -> dict[str, set[str]]:
 
 def unresolved(found: dict[str, set[str]]) -> list[str]:
     """The names that do not resolve: templates and verbalizers load, models are short names, data task names."""
-    from promptlearn.models.loader import _short_names
+    from promptlearn.models.loader import short_names
 
     bad = []
     for kind, names in found.items():
@@ -153,7 +153,7 @@ def unresolved(found: dict[str, set[str]]) -> list[str]:
                 elif kind == "verbalizer":
                     Verbalizer.load(name)
                 elif kind == "model":
-                    assert name in _short_names()
+                    assert name in short_names()
                 else:
                     task_id(name.split(":")[0])
             except Exception:  # noqa: BLE001 - any failure means the example is not real

@@ -9,7 +9,7 @@ import pytest
 
 from promptlearn import PromptClassifier
 from promptlearn.cli import main
-from promptlearn.io.data import shared_data_root
+from promptlearn.io.tasks import shared_data_root
 from promptlearn.core.errors import DataError
 from promptlearn.pipeline.training import Trainer
 

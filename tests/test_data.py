@@ -1,4 +1,4 @@
-"""Tests for promptlearn.io.data on the real shared data, and for the shipped prompt files."""
+"""Tests for promptlearn.io.tasks, readers and sampling on the real shared data, and for the shipped prompt files."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from promptlearn.io import data as D
+from promptlearn.io import readers, sampling, tasks
 from promptlearn.core.errors import ChecksumError, DataError
 
 try:
-    ROOT = D.shared_data_root()
+    ROOT = tasks.shared_data_root()
 except DataError as exc:  # pragma: no cover - depends on the machine
     pytest.skip(f"shared data not found: {exc}", allow_module_level=True)
 
@@ -40,33 +40,33 @@ LMBFF = {
 
 
 def test_task_id_normalises_names():
-    assert D.task_id("SST-2") == "sst2"
-    assert D.task_id("sst-5") == "sst5"
-    assert D.task_id("ag_news") == "agnews"
-    assert D.task_id("STS-B") == "stsb"
-    assert D.task_id("CoLA") == "cola"
-    assert D.task_id("BoolQ") == "boolq"
-    assert set(D.TASK_LABELS) == {
+    assert tasks.task_id("SST-2") == "sst2"
+    assert tasks.task_id("sst-5") == "sst5"
+    assert tasks.task_id("ag_news") == "agnews"
+    assert tasks.task_id("STS-B") == "stsb"
+    assert tasks.task_id("CoLA") == "cola"
+    assert tasks.task_id("BoolQ") == "boolq"
+    assert set(tasks.TASK_LABELS) == {
         "sst2", "sst5", "mr", "cr", "subj", "trec", "cola", "rte", "mnli", "snli", "stsb", "agnews", "boolq", "cb"
     }
     with pytest.raises(DataError, match="known tasks"):
-        D.task_id("nonsense")
+        tasks.task_id("nonsense")
 
 
 def test_shared_data_root_env(monkeypatch, tmp_path):
     monkeypatch.setenv("PROMPTLEARN_DATA", str(tmp_path))
-    assert D.shared_data_root() == tmp_path
+    assert tasks.shared_data_root() == tmp_path
     monkeypatch.setenv("PROMPTLEARN_DATA", str(tmp_path / "missing"))
     with pytest.raises(DataError, match="PROMPTLEARN_DATA"):
-        D.shared_data_root()
+        tasks.shared_data_root()
 
 
 def test_shared_data_root_not_found(monkeypatch, tmp_path):
     monkeypatch.delenv("PROMPTLEARN_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(D, "__file__", str(tmp_path / "pkg" / "promptlearn" / "data.py"))
+    monkeypatch.setattr(tasks, "__file__", str(tmp_path / "pkg" / "promptlearn" / "io" / "tasks.py"))
     with pytest.raises(DataError, match="set PROMPTLEARN_DATA"):
-        D.shared_data_root()
+        tasks.shared_data_root()
 
 
 # ------------------------------------------------------------------ LM-BFF k-shot folders
@@ -75,45 +75,45 @@ def test_shared_data_root_not_found(monkeypatch, tmp_path):
 @pytest.mark.parametrize("task", sorted(LMBFF))
 def test_lmbff_seed13_splits(task):
     n_classes, n_test = LMBFF[task]
-    names = D.TASK_LABELS[D.task_id(task)]
+    names = tasks.TASK_LABELS[tasks.task_id(task)]
     assert len(names) == n_classes
     for split in ("train", "dev"):
-        ex, lab = D.load_lmbff(KSHOT / task / "16-13", split)
+        ex, lab = tasks.load_lmbff(KSHOT / task / "16-13", split)
         assert Counter(lab) == {c: 16 for c in names}
         assert len(ex) == len(lab) == 16 * n_classes
-    ex, lab = D.load_lmbff_task(task, "test", seed=13)
+    ex, lab = tasks.load_lmbff_task(task, "test", seed=13)
     assert len(ex) == len(lab) == n_test
     assert set(lab) <= set(names)
     assert set(lab) == set(names)  # every class occurs in the test set
-    fields = {"text"} if D.task_id(task) != "rte" else {"premise", "hypothesis"}
+    fields = {"text"} if tasks.task_id(task) != "rte" else {"premise", "hypothesis"}
     assert all(set(e) == fields and all(isinstance(v, str) for v in e.values()) for e in ex)
 
 
 @pytest.mark.parametrize("task", ["MNLI", "SNLI"])
 def test_lmbff_nli_no_test(task):
     for split in ("train", "dev"):
-        ex, lab = D.load_lmbff_task(task, split)
+        ex, lab = tasks.load_lmbff_task(task, split)
         assert Counter(lab) == {"contradiction": 16, "entailment": 16, "neutral": 16}
         assert set(ex[0]) == {"premise", "hypothesis"} and ex[0]["premise"] and ex[0]["hypothesis"]
     with pytest.raises(DataError, match=r"nli/(mnli_dev_matched|snli_dev)\.jsonl") as info:
-        D.load_lmbff_task(task, "test")
+        tasks.load_lmbff_task(task, "test")
     assert "train" in str(info.value)  # lists the splits that exist
 
 
 def test_lmbff_text_values():
-    ex, lab = D.load_lmbff_task("SST-2", "test")
+    ex, lab = tasks.load_lmbff_task("SST-2", "test")
     assert ex[0] == {"text": "one long string of cliches ."} and lab[0] == "negative"
-    ex, lab = D.load_lmbff_task("trec", "test")
+    ex, lab = tasks.load_lmbff_task("trec", "test")
     assert ex[0]["text"] == "How far is it from Denver to Aspen ?" and lab[0] == "number"
-    ex, lab = D.load_lmbff_task("CoLA", "test")
+    ex, lab = tasks.load_lmbff_task("CoLA", "test")
     assert ex[-1]["text"] == "John talked to Bill about himself." and lab[-1] == "acceptable"
-    ex, lab = D.load_lmbff_task("RTE", "test")  # RTE keeps quotes literally (QUOTE_NONE)
+    ex, lab = tasks.load_lmbff_task("RTE", "test")  # RTE keeps quotes literally (QUOTE_NONE)
     assert any(e["premise"].count('"') >= 2 for e in ex)
 
 
 def test_lmbff_trec_mapping():
     """LM-BFF's TREC ids 0..5 are DESC, ENTY, ABBR, HUM, LOC, NUM (ABBR: 9 test questions)."""
-    ex, lab = D.load_lmbff_task("trec", "test")
+    ex, lab = tasks.load_lmbff_task("trec", "test")
     counts = Counter(lab)
     assert counts == {"description": 138, "entity": 94, "abbreviation": 9, "human": 65, "location": 81, "number": 113}
     abbr = [e["text"] for e, y in zip(ex, lab) if y == "abbreviation"]
@@ -121,26 +121,26 @@ def test_lmbff_trec_mapping():
 
 
 def test_lmbff_stsb_scores():
-    ex, lab = D.load_lmbff_task("STS-B", "test")
+    ex, lab = tasks.load_lmbff_task("STS-B", "test")
     assert len(ex) == 1500 and set(ex[0]) == {"sentence1", "sentence2"}
     assert lab[0] == "5.000" and all(0.0 <= float(s) <= 5.0 for s in lab)
 
 
 def test_lmbff_other_seed_and_aliases():
-    a = D.load_lmbff_task("sst2", "train", seed=21)
-    b = D.load_data("SST-2:21", "train")
-    c = D.load_data(str(KSHOT / "SST-2" / "16-21"), "train")
+    a = tasks.load_lmbff_task("sst2", "train", seed=21)
+    b = readers.load_data("SST-2:21", "train")
+    c = readers.load_data(str(KSHOT / "SST-2" / "16-21"), "train")
     assert a == b == c and len(a[0]) == 32
-    assert D.load_lmbff_task("MNLI", "dev") == D.load_lmbff_task("MNLI", "dev_matched")
+    assert tasks.load_lmbff_task("MNLI", "dev") == tasks.load_lmbff_task("MNLI", "dev_matched")
 
 
 def test_lmbff_missing_split_and_folder(tmp_path):
     with pytest.raises(DataError, match="splits there: dev, test, train"):
-        D.load_lmbff(KSHOT / "SST-2" / "16-13", "validation")
+        tasks.load_lmbff(KSHOT / "SST-2" / "16-13", "validation")
     with pytest.raises(DataError, match="available: 16-100"):
-        D.load_lmbff_task("SST-2", "test", seed=7)
+        tasks.load_lmbff_task("SST-2", "test", seed=7)
     with pytest.raises(DataError, match="parent folder"):
-        D.load_lmbff(tmp_path, "test")
+        tasks.load_lmbff(tmp_path, "test")
 
 
 def _copy_split(tmp_path, task="SST-2", seed_dir="16-13"):
@@ -154,20 +154,20 @@ def _copy_split(tmp_path, task="SST-2", seed_dir="16-13"):
 
 def test_checksum_mismatch(tmp_path):
     folder = _copy_split(tmp_path)
-    assert len(D.load_lmbff(folder, "train")[0]) == 32  # the intact copy verifies
+    assert len(tasks.load_lmbff(folder, "train")[0]) == 32  # the intact copy verifies
     f = folder / "train.tsv"
     raw = bytearray(f.read_bytes())
     i = raw.index(b"nothing happens")
     raw[i] = ord("N")
     f.write_bytes(bytes(raw))
     with pytest.raises(ChecksumError) as info:
-        D.load_lmbff(folder, "train")
+        tasks.load_lmbff(folder, "train")
     msg = str(info.value)
     assert "train.tsv" in msg and "fe166f3b9e9952cb729a8d2c3bd682ae" in msg
     assert re.search(r"got [0-9a-f]{32}", msg)
-    ex, _ = D.load_lmbff(folder, "train", verify=False)
+    ex, _ = tasks.load_lmbff(folder, "train", verify=False)
     assert ex[0]["text"].startswith("Nothing happens")
-    assert len(D.load_lmbff(folder, "dev")[0]) == 32  # other files still verify
+    assert len(tasks.load_lmbff(folder, "dev")[0]) == 32  # other files still verify
 
 
 def test_malformed_lmbff_file(tmp_path):
@@ -175,70 +175,70 @@ def test_malformed_lmbff_file(tmp_path):
     f = folder / "dev.tsv"
     f.write_text(f.read_text() + "an extra\tcolumn\there\n")
     with pytest.raises(DataError, match=r"dev.tsv, line 34: 3 columns"):
-        D.load_lmbff(folder, "dev", verify=False)
+        tasks.load_lmbff(folder, "dev", verify=False)
     (tmp_path / "k-shot" / "checksum").unlink()  # no checksum file: loads, with a warning
     g = folder / "test.tsv"
-    assert len(D.load_lmbff(folder, "test")[0]) == 872
+    assert len(tasks.load_lmbff(folder, "test")[0]) == 872
     g.write_text(g.read_text().replace("\t0\n", "\t7\n", 1))
     with pytest.raises(DataError, match="label '7'"):
-        D.load_lmbff(folder, "test")
+        tasks.load_lmbff(folder, "test")
 
 
 # ------------------------------------------------------------------ other data sets
 
 
 def test_ag_news():
-    ex, lab = D.load_ag_news("test")
-    assert len(ex) == 7600 and Counter(lab) == {c: 1900 for c in D.TASK_LABELS["agnews"]}
+    ex, lab = tasks.load_ag_news("test")
+    assert len(ex) == 7600 and Counter(lab) == {c: 1900 for c in tasks.TASK_LABELS["agnews"]}
     assert ex[0]["title"] == "Fears for T N pension after talks" and lab[0] == "business"
     assert all("\\" not in e["title"] + e["description"] for e in ex)
     assert "A second team of rocketeers" in ex[1]["description"]
-    ex, lab = D.load_ag_news("train_pool")
-    assert len(ex) == 8000 and Counter(lab) == {c: 2000 for c in D.TASK_LABELS["agnews"]}
+    ex, lab = tasks.load_ag_news("train_pool")
+    assert len(ex) == 8000 and Counter(lab) == {c: 2000 for c in tasks.TASK_LABELS["agnews"]}
     assert all(e["title"] == "" and e["description"] for e in ex)
     with pytest.raises(DataError, match="test, train_pool"):
-        D.load_ag_news("train")
+        tasks.load_ag_news("train")
 
 
 def test_fewglue():
-    ex, lab = D.load_fewglue("BoolQ", "train")
+    ex, lab = tasks.load_fewglue("BoolQ", "train")
     assert len(ex) == 32 and set(ex[0]) == {"question", "passage"}
     assert Counter(lab) == {"true": 18, "false": 14}
-    assert len(D.load_fewglue("boolq", "val")[0]) == 3270
-    ex, lab = D.load_fewglue("CB", "dev32")
+    assert len(tasks.load_fewglue("boolq", "val")[0]) == 3270
+    ex, lab = tasks.load_fewglue("CB", "dev32")
     assert len(ex) == 32 and set(ex[0]) == {"premise", "hypothesis"}
-    assert set(lab) == set(D.TASK_LABELS["cb"])
-    assert Counter(D.load_fewglue("cb", "val")[1]) == {"contradiction": 28, "entailment": 23, "neutral": 5}
+    assert set(lab) == set(tasks.TASK_LABELS["cb"])
+    assert Counter(tasks.load_fewglue("cb", "val")[1]) == {"contradiction": 28, "entailment": 23, "neutral": 5}
     with pytest.raises(DataError, match="dev32, train, val"):
-        D.load_fewglue("boolq", "unlabeled")
+        tasks.load_fewglue("boolq", "unlabeled")
 
 
 def test_fewglue_unlabeled(tmp_path):
     d = tmp_path / "superglue" / "CB"
     d.mkdir(parents=True)
     (d / "unlabeled.jsonl").write_text('{"premise": "A.", "hypothesis": "B", "idx": 0}\n')
-    ex, lab = D.load_fewglue("cb", "unlabeled", root=tmp_path)
+    ex, lab = tasks.load_fewglue("cb", "unlabeled", root=tmp_path)
     assert ex == [{"premise": "A.", "hypothesis": "B"}] and lab is None
 
 
 def test_nli_files():
-    ex, lab = D.load_nli("mnli_dev_matched")
-    assert len(ex) == 9815 and set(lab) == set(D.TASK_LABELS["mnli"])
-    ex, lab = D.load_nli("snli_dev.jsonl")
+    ex, lab = tasks.load_nli("mnli_dev_matched")
+    assert len(ex) == 9815 and set(lab) == set(tasks.TASK_LABELS["mnli"])
+    ex, lab = tasks.load_nli("snli_dev.jsonl")
     assert len(ex) == 9842 and set(ex[0]) == {"premise", "hypothesis"}
-    ex, lab = D.load_nli("snli_test")
+    ex, lab = tasks.load_nli("snli_test")
     assert len(ex) == 9824
     assert Counter(lab) == {"entailment": 3368, "neutral": 3219, "contradiction": 3237}
     # CSV-style quoting in snli_test.tsv is undone
     assert any(e["premise"].endswith('says "HI-POINTE."') for e in ex)
     with pytest.raises(DataError, match="known"):
-        D.load_nli("mnli_test")
+        tasks.load_nli("mnli_test")
 
 
 def test_lmbff_full():
-    ex, lab = D.load_lmbff_full("SST-2", "train")
+    ex, lab = tasks.load_lmbff_full("SST-2", "train")
     assert len(ex) == 6227 and set(lab) == {"negative", "positive"}
-    ex, lab = D.load_lmbff_full("rte", "dev")
+    ex, lab = tasks.load_lmbff_full("rte", "dev")
     assert len(ex) == 249 and set(ex[0]) == {"premise", "hypothesis"}
 
 
@@ -248,114 +248,114 @@ def test_lmbff_full():
 def test_read_csv_mapping_and_empty_cells(tmp_path):
     p = tmp_path / "reviews.csv"
     p.write_text('review,stars,label\n"Great, really",5,pos\n,1,neg\n')
-    ex, lab = D.read_examples(p)
+    ex, lab = readers.read_examples(p)
     assert ex == [{"review": "Great, really", "stars": "5"}, {"review": "", "stars": "1"}]
     assert lab == ["pos", "neg"]
-    ex, lab = D.read_examples(p, columns={"text": "review"})
+    ex, lab = readers.read_examples(p, columns={"text": "review"})
     assert ex == [{"text": "Great, really"}, {"text": ""}]
-    ex, lab = D.read_examples(p, columns={"text": "review"}, label_column="stars")
+    ex, lab = readers.read_examples(p, columns={"text": "review"}, label_column="stars")
     assert lab == ["5", "1"]
-    ex, lab = D.read_examples(p, label_column=None)
+    ex, lab = readers.read_examples(p, label_column=None)
     assert lab is None and ex[0]["label"] == "pos"
     with pytest.raises(DataError, match=r"no column\(s\) \['body'\].*review, stars, label"):
-        D.read_examples(p, columns={"text": "body"})
+        readers.read_examples(p, columns={"text": "body"})
 
 
 def test_read_label_column_absent(tmp_path):
     p = tmp_path / "u.tsv"
     p.write_text("text\nfirst\nsecond\n")
-    assert D.read_examples(p) == ([{"text": "first"}, {"text": "second"}], None)
+    assert readers.read_examples(p) == ([{"text": "first"}, {"text": "second"}], None)
     with pytest.raises(DataError, match=r"u.tsv has no label column 'label'; columns: text"):
-        D.read_examples(p, label_column="label")
+        readers.read_examples(p, label_column="label")
 
 
 def test_read_tsv_quoting(tmp_path):
     glue = tmp_path / "glue.tsv"  # literal quotes, GLUE style
     glue.write_text('sentence\tlabel\n"bad" is the word , he said\t0\nfine\t1\n')
-    assert D.read_examples(glue)[0][0]["sentence"] == '"bad" is the word , he said'
+    assert readers.read_examples(glue)[0][0]["sentence"] == '"bad" is the word , he said'
     quoted = tmp_path / "quoted.tsv"  # CSV-style quoting
     quoted.write_text('sentence\tlabel\n"a ""quoted"" word"\t0\nplain\t1\n')
-    assert D.read_examples(quoted)[0][0]["sentence"] == 'a "quoted" word'
+    assert readers.read_examples(quoted)[0][0]["sentence"] == 'a "quoted" word'
     ragged = tmp_path / "ragged.tsv"
     ragged.write_text("a\tb\n1\t2\n3\n")
     with pytest.raises(DataError, match="ragged.tsv"):
-        D.read_examples(ragged)
+        readers.read_examples(ragged)
 
 
 def test_read_jsonl_and_errors(tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_text('{"text": "a", "label": "x", "n": 3}\n\n{"text": null, "label": "y", "n": true}\n')
-    ex, lab = D.read_examples(p)
+    ex, lab = readers.read_examples(p)
     assert ex == [{"text": "a", "n": "3"}, {"text": "", "n": "true"}] and lab == ["x", "y"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "a"}\n{"text": "b"}\n{"text": oops}\n')
     with pytest.raises(DataError, match=r"bad.jsonl, line 3: bad JSON"):
-        D.read_examples(bad)
+        readers.read_examples(bad)
     nolabel = tmp_path / "partial.jsonl"
     nolabel.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n')
     with pytest.raises(DataError, match=r"line 2: no 'label'"):
-        D.read_examples(nolabel)
+        readers.read_examples(nolabel)
 
 
 def test_read_missing_and_unknown_format(tmp_path):
     with pytest.raises(DataError, match="not found: .*nope.csv"):
-        D.read_examples(tmp_path / "nope.csv")
+        readers.read_examples(tmp_path / "nope.csv")
     with pytest.raises(DataError, match="not found: .*nope.csv"):
-        D.load_data(str(tmp_path / "nope.csv"))
+        readers.load_data(str(tmp_path / "nope.csv"))
     (tmp_path / "x.txt").write_text("text\nhello\n")
     with pytest.raises(DataError, match="extension"):
-        D.read_examples(tmp_path / "x.txt")
-    assert D.read_examples(tmp_path / "x.txt", fmt="csv") == ([{"text": "hello"}], None)
+        readers.read_examples(tmp_path / "x.txt")
+    assert readers.read_examples(tmp_path / "x.txt", fmt="csv") == ([{"text": "hello"}], None)
 
 
 def test_read_stdin(monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO('{"text": "hi", "label": "pos"}\n'))
-    assert D.read_examples("-") == ([{"text": "hi"}], ["pos"])
+    assert readers.read_examples("-") == ([{"text": "hi"}], ["pos"])
     monkeypatch.setattr("sys.stdin", io.StringIO("text\tlabel\nhi\tpos\n"))
-    assert D.load_data("-") == ([{"text": "hi"}], ["pos"])
+    assert readers.load_data("-") == ([{"text": "hi"}], ["pos"])
     monkeypatch.setattr("sys.stdin", io.StringIO("review,label\nhi,pos\n"))
-    assert D.read_examples("-", fmt="csv", columns={"text": "review"}) == ([{"text": "hi"}], ["pos"])
+    assert readers.read_examples("-", fmt="csv", columns={"text": "review"}) == ([{"text": "hi"}], ["pos"])
 
 
 def test_load_data_dispatch():
-    assert len(D.load_data(ROOT / "ag_news", "test")[0]) == 7600
-    assert len(D.load_data(ROOT / "superglue" / "CB", "val")[0]) == 56
-    assert D.load_data(ROOT / "nli" / "snli_test.tsv")[1][0] == "neutral"
-    assert len(D.load_data("trec", "train")[0]) == 96
-    ex, lab = D.load_data(ROOT / "glue-sst2" / "dev.tsv")  # a plain file: raw columns
+    assert len(readers.load_data(ROOT / "ag_news", "test")[0]) == 7600
+    assert len(readers.load_data(ROOT / "superglue" / "CB", "val")[0]) == 56
+    assert readers.load_data(ROOT / "nli" / "snli_test.tsv")[1][0] == "neutral"
+    assert len(readers.load_data("trec", "train")[0]) == 96
+    ex, lab = readers.load_data(ROOT / "glue-sst2" / "dev.tsv")  # a plain file: raw columns
     assert len(ex) == 872 and set(ex[0]) == {"sentence"} and set(lab) == {"0", "1"}
     with pytest.raises(DataError, match="known task name"):
-        D.load_data("no-such-task")
+        readers.load_data("no-such-task")
 
 
 # ------------------------------------------------------------------ sampling
 
 
 def test_sample_k_shot():
-    ex, lab = D.load_lmbff_task("trec", "test")
-    a = D.sample_k_shot(ex, lab, 4, seed=1)
-    assert a == D.sample_k_shot(ex, lab, 4, seed=1)
-    assert a != D.sample_k_shot(ex, lab, 4, seed=2)
-    assert Counter(a[1]) == {c: 4 for c in D.TASK_LABELS["trec"]}
+    ex, lab = tasks.load_lmbff_task("trec", "test")
+    a = sampling.sample_k_shot(ex, lab, 4, seed=1)
+    assert a == sampling.sample_k_shot(ex, lab, 4, seed=1)
+    assert a != sampling.sample_k_shot(ex, lab, 4, seed=2)
+    assert Counter(a[1]) == {c: 4 for c in tasks.TASK_LABELS["trec"]}
     order = [ex.index(e) for e in a[0]]
     assert order == sorted(order)  # original order kept
     with pytest.raises(DataError, match="abbreviation"):
-        D.sample_k_shot(ex, lab, 10, seed=1)
-    b = D.sample_k_shot(ex, lab, 10, seed=1, strict=False)
+        sampling.sample_k_shot(ex, lab, 10, seed=1)
+    b = sampling.sample_k_shot(ex, lab, 10, seed=1, strict=False)
     assert Counter(b[1])["abbreviation"] == 9 and Counter(b[1])["number"] == 10
     with pytest.raises(DataError):
-        D.sample_k_shot(ex, None, 4, seed=1)
+        sampling.sample_k_shot(ex, None, 4, seed=1)
 
 
 def test_subsample():
-    ex, lab = D.load_lmbff_task("SST-2", "test")
-    a = D.subsample(ex, lab, 100, seed=0)
-    assert len(a[0]) == len(a[1]) == 100 and a == D.subsample(ex, lab, 100, seed=0)
-    assert a != D.subsample(ex, lab, 100, seed=1)
-    small = D.subsample(ex, lab, 50, seed=0)  # nested: a prefix of the same permutation
+    ex, lab = tasks.load_lmbff_task("SST-2", "test")
+    a = sampling.subsample(ex, lab, 100, seed=0)
+    assert len(a[0]) == len(a[1]) == 100 and a == sampling.subsample(ex, lab, 100, seed=0)
+    assert a != sampling.subsample(ex, lab, 100, seed=1)
+    small = sampling.subsample(ex, lab, 50, seed=0)  # nested: a prefix of the same permutation
     assert all(e in a[0] for e in small[0])
-    assert D.subsample(ex, lab, 10_000, seed=0) == (ex, lab)
-    assert D.subsample(ex, None, 5, seed=0)[1] is None
+    assert sampling.subsample(ex, lab, 10_000, seed=0) == (ex, lab)
+    assert sampling.subsample(ex, None, 5, seed=0)[1] is None
 
 
 # ------------------------------------------------------------------ shipped prompt files
@@ -392,10 +392,10 @@ def test_shipped_template(path):
     # the fields are those the loader of that task produces
     task = path.parent.name
     sample = {
-        "agnews": lambda: D.load_ag_news("test"),
-        "boolq": lambda: D.load_fewglue("boolq", "dev32"),
-        "cb": lambda: D.load_fewglue("cb", "dev32"),
-    }.get(task, lambda: D.load_lmbff_task(task, "train"))()[0][0]
+        "agnews": lambda: tasks.load_ag_news("test"),
+        "boolq": lambda: tasks.load_fewglue("boolq", "dev32"),
+        "cb": lambda: tasks.load_fewglue("cb", "dev32"),
+    }.get(task, lambda: tasks.load_lmbff_task(task, "train"))()[0][0]
     assert used <= set(sample), f"{path}: needs {used}, {task} examples have {set(sample)}"
     rendered = env.from_string(body).render(**sample)
     assert rendered.count("[MASK]") == 1
@@ -432,7 +432,7 @@ def test_causal_variant_per_task():
 def test_shipped_verbalizer(path):
     mapping = json.loads(path.read_text(encoding="utf-8"))
     task = path.stem.split("_")[0]
-    assert list(mapping) == D.TASK_LABELS[task], f"{path}: classes must be {D.TASK_LABELS[task]} in order"
+    assert list(mapping) == tasks.TASK_LABELS[task], f"{path}: classes must be {tasks.TASK_LABELS[task]} in order"
     for cls, words in mapping.items():
         assert isinstance(words, list) and words, f"{path}: {cls!r} has no words"
         for w in words:

@@ -2,7 +2,7 @@
 (saved folders; Hub names mocked -- the Hub is unreachable here), data folders of any task (the task told by the
 columns), ``--head``, the ``sample`` command, and errors that name the format assumed.
 
-Library-level tests call :mod:`promptlearn.io.data` / :mod:`promptlearn.io.tables`; CLI tests run ``promptlearn.cli.main``
+Library-level tests call :mod:`promptlearn.io.readers` / :mod:`promptlearn.io.tables`; CLI tests run ``promptlearn.cli.main``
 in-process on the tiny local models (conftest.py). None needs the shared data folder.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from promptlearn.io import data as D
+from promptlearn.io import hf_datasets, readers, sampling
 from promptlearn.io import tables as T
 from promptlearn.cli import main
 from promptlearn.core.errors import DataError
@@ -71,31 +71,31 @@ def test_json_shapes_read_as_records(tmp_path, shape):
     else:
         text = "".join(json.dumps(rec) + "\n" for rec in RECORDS)
     path = write(tmp_path / "dev.json", text)
-    examples, labels = D.read_examples(path)
+    examples, labels = readers.read_examples(path)
     assert labels == LABELS
     if shape == "records":  # the key is kept as an id column
         assert examples == [{"id": f"r{i}", **e} for i, e in enumerate(EXAMPLES)]
     else:
         assert examples == EXAMPLES
-    assert D.load_data(path) == (examples, labels)
+    assert readers.load_data(path) == (examples, labels)
 
 
 def test_jsonl_file_holding_one_json_document_is_read(tmp_path):
     path = write(tmp_path / "dev.jsonl", json.dumps({"text": [t for t, _ in ROWS], "label": LABELS}, indent=2))
-    assert D.read_examples(path) == (EXAMPLES, LABELS)
+    assert readers.read_examples(path) == (EXAMPLES, LABELS)
 
 
 def test_json_object_of_columns_of_unequal_length_is_an_error(tmp_path):
     path = write(tmp_path / "d.json", json.dumps({"text": ["a", "b"], "label": ["x"]}))
     with pytest.raises(DataError) as info:
-        D.read_examples(path)
+        readers.read_examples(path)
     assert "object of columns" in one_line(info) and "text: 2, label: 1" in str(info.value)
 
 
 def test_json_array_of_non_objects_is_an_error(tmp_path):
     path = write(tmp_path / "d.json", '["a", "b"]')
     with pytest.raises(DataError, match=r"item 1 of the JSON array is a str"):
-        D.read_examples(path)
+        readers.read_examples(path)
 
 
 @pytest.mark.parametrize("name, text, fragments", [
@@ -116,7 +116,7 @@ def test_json_array_of_non_objects_is_an_error(tmp_path):
 ])
 def test_bad_json_names_the_format_assumed(tmp_path, name, text, fragments):
     with pytest.raises(DataError) as info:
-        D.read_examples(write(tmp_path / name, text))
+        readers.read_examples(write(tmp_path / name, text))
     message = one_line(info)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
@@ -124,7 +124,7 @@ def test_bad_json_names_the_format_assumed(tmp_path, name, text, fragments):
 
 def test_stdin_json_array_is_sniffed(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(RECORDS, indent=2)))
-    assert D.read_examples("-") == (EXAMPLES, LABELS)
+    assert readers.read_examples("-") == (EXAMPLES, LABELS)
 
 
 # -- CSV / TSV mix-ups, unknown suffixes ---------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_stdin_json_array_is_sniffed(monkeypatch):
 def test_tsv_named_csv_says_so(tmp_path):
     path = write_csv(tmp_path / "dev.csv", ["text", "label"], [list(r) for r in ROWS], delimiter="\t")
     with pytest.raises(DataError) as info:
-        D.read_examples(path)
+        readers.read_examples(path)
     message = one_line(info)
     assert "read as CSV" in message and "by the .csv suffix" in message and "should be named .tsv" in message
 
@@ -140,7 +140,7 @@ def test_tsv_named_csv_says_so(tmp_path):
 def test_malformed_csv_names_the_format_and_alternatives(tmp_path):
     path = write(tmp_path / "dev.csv", 'text,label\n"unclosed,positive\nfine,negative\n')
     with pytest.raises(DataError) as info:
-        D.read_examples(path)
+        readers.read_examples(path)
     message = one_line(info)
     assert message.startswith(f"{path}") and "read as CSV" in message and ".tsv" in message
 
@@ -148,10 +148,10 @@ def test_malformed_csv_names_the_format_and_alternatives(tmp_path):
 def test_unknown_extension_lists_the_formats(tmp_path):
     path = write(tmp_path / "dev.txt", "text,label\nx,y\n")
     with pytest.raises(DataError) as info:
-        D.read_examples(path)
+        readers.read_examples(path)
     message = one_line(info)
     assert "cannot tell the format" in message and ".json" in message and ".parquet" in message
-    assert D.read_examples(path, fmt="csv") == ([{"text": "x"}], ["y"])
+    assert readers.read_examples(path, fmt="csv") == ([{"text": "x"}], ["y"])
 
 
 # -- Parquet ----------------------------------------------------------------------------------------------------
@@ -162,9 +162,9 @@ def test_parquet_file(tmp_path):
 
     path = tmp_path / "dev.parquet"
     pq.write_table(pa.table({"text": [t for t, _ in ROWS], "label": LABELS, "n": list(range(len(ROWS)))}), path)
-    examples, labels = D.read_examples(path)
+    examples, labels = readers.read_examples(path)
     assert labels == LABELS and examples == [{**e, "n": str(i)} for i, e in enumerate(EXAMPLES)]
-    _, header, rows = D.read_table(path)
+    _, header, rows = readers.read_table(path)
     assert header == ["text", "label", "n"] and rows[2]["n"] == 2  # values as read
 
 
@@ -175,7 +175,7 @@ def test_parquet_named_csv_says_so(tmp_path):
     path = tmp_path / "dev.csv"
     pq.write_table(pa.table({"text": ["a"]}), path)
     with pytest.raises(DataError) as info:
-        D.read_examples(path)
+        readers.read_examples(path)
     assert "is a Parquet file" in one_line(info) and ".parquet" in str(info.value)
 
 
@@ -185,7 +185,7 @@ def test_parquet_without_pyarrow_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(DataError) as info:
-        D.read_examples(path)
+        readers.read_examples(path)
     assert "pip install pyarrow" in one_line(info)
 
 
@@ -193,7 +193,7 @@ def test_unreadable_parquet_names_the_format(tmp_path):
     pytest.importorskip("pyarrow")
     path = write(tmp_path / "dev.parquet", "text,label\nx,y\n")
     with pytest.raises(DataError) as info:
-        D.read_examples(path)
+        readers.read_examples(path)
     message = one_line(info)
     assert "not a readable Parquet file" in message and "by the .parquet suffix" in message and ".csv" in message
 
@@ -215,8 +215,8 @@ def test_saved_dataset_folder(tmp_path, hf_dataset):
     read as their class names, idx is not text."""
     folder = tmp_path / "saved"
     hf_dataset.save_to_disk(str(folder))
-    assert D.load_data(folder) == (EXAMPLES, LABELS)
-    examples, labels = D.read_examples(folder)  # a plain read keeps the columns' own names
+    assert readers.load_data(folder) == (EXAMPLES, LABELS)
+    examples, labels = readers.read_examples(folder)  # a plain read keeps the columns' own names
     assert examples[0] == {"idx": "0", "sentence": ROWS[0][0]} and labels == LABELS
 
 
@@ -224,23 +224,23 @@ def test_saved_dataset_dict_splits(tmp_path, hf_dataset):
     datasets = pytest.importorskip("datasets")
     folder = tmp_path / "saved_dict"
     datasets.DatasetDict({"train": hf_dataset, "validation": hf_dataset.select([0, 1])}).save_to_disk(str(folder))
-    assert D.load_data(folder, "train") == (EXAMPLES, LABELS)
-    assert D.load_data(folder, "dev") == (EXAMPLES[:2], LABELS[:2])  # dev: the validation split
+    assert readers.load_data(folder, "train") == (EXAMPLES, LABELS)
+    assert readers.load_data(folder, "dev") == (EXAMPLES[:2], LABELS[:2])  # dev: the validation split
     with pytest.raises(DataError) as info:
-        D.load_data(folder, "test")
+        readers.load_data(folder, "test")
     assert "split 'test'" in one_line(info) and "train, validation" in str(info.value)
     with pytest.raises(DataError, match="holds the splits train, validation; name one"):
-        D.read_examples(folder)
+        readers.read_examples(folder)
 
 
 def test_hub_spec_syntax():
-    assert T.parse_hub_spec("hf:imdb") == ("imdb", None, None)
-    assert T.parse_hub_spec("hf:glue:sst2") == ("glue", "sst2", None)
-    assert T.parse_hub_spec("hf:glue:sst2:validation") == ("glue", "sst2", "validation")
-    assert T.parse_hub_spec("hf:stanfordnlp/imdb::test") == ("stanfordnlp/imdb", None, "test")
+    assert hf_datasets.parse_hub_spec("hf:imdb") == ("imdb", None, None)
+    assert hf_datasets.parse_hub_spec("hf:glue:sst2") == ("glue", "sst2", None)
+    assert hf_datasets.parse_hub_spec("hf:glue:sst2:validation") == ("glue", "sst2", "validation")
+    assert hf_datasets.parse_hub_spec("hf:stanfordnlp/imdb::test") == ("stanfordnlp/imdb", None, "test")
     for bad in ("hf:", "hf::x", "hf:a:b:c:d"):
         with pytest.raises(DataError, match=r"hf:NAME\[:CONFIG\[:SPLIT\]\]"):
-            T.parse_hub_spec(bad)
+            hf_datasets.parse_hub_spec(bad)
 
 
 def test_hub_dataset_is_loaded_by_name_config_and_split(monkeypatch, hf_dataset):
@@ -254,8 +254,8 @@ def test_hub_dataset_is_loaded_by_name_config_and_split(monkeypatch, hf_dataset)
         return hf_dataset
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    assert D.load_data("hf:glue:sst2:train") == (EXAMPLES, LABELS)
-    assert D.load_data("hf:glue:sst2", "dev") == (EXAMPLES[:2], LABELS[:2])  # --split dev: validation
+    assert readers.load_data("hf:glue:sst2:train") == (EXAMPLES, LABELS)
+    assert readers.load_data("hf:glue:sst2", "dev") == (EXAMPLES[:2], LABELS[:2])  # --split dev: validation
     assert calls == [("glue", "sst2", "train"), ("glue", "sst2", None)]
 
 
@@ -267,7 +267,7 @@ def test_hub_failure_is_one_line(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", unreachable)
     with pytest.raises(DataError) as info:
-        D.load_data("hf:imdb")
+        readers.load_data("hf:imdb")
     message = one_line(info)
     assert "cannot load hf:imdb from the Hugging Face Hub" in message and "ConnectionError" in message
     assert "save_to_disk" in message
@@ -276,13 +276,13 @@ def test_hub_failure_is_one_line(monkeypatch):
 def test_datasets_missing_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "datasets", None)
     with pytest.raises(DataError) as info:
-        D.load_data("hf:imdb")
+        readers.load_data("hf:imdb")
     assert "pip install datasets" in one_line(info)
     folder = tmp_path / "saved"
     folder.mkdir()
     write(folder / "dataset_dict.json", '{"splits": ["train"]}')
     with pytest.raises(DataError, match="pip install datasets"):
-        D.load_data(folder, "train")
+        readers.load_data(folder, "train")
 
 
 # -- data folders of any task ---------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_folder_of_an_unknown_task_is_read_by_its_columns(tmp_path):
     """Today: 'cannot tell the task of ...: its parent folder 'reviews' is not an LM-BFF task'."""
     folder = _task_folder(tmp_path, "reviews", ["sentence", "label"], [list(r) for r in ROWS])
     for split in ("train", "dev", "test"):
-        assert D.load_data(folder, split) == (EXAMPLES, LABELS)
+        assert readers.load_data(folder, split) == (EXAMPLES, LABELS)
 
 
 @pytest.mark.parametrize("header, fields", [
@@ -318,7 +318,7 @@ def test_folder_pair_tasks(tmp_path, header, fields):
     rows = [[*(["7"] if header[0] == "idx" else []), "a b", "c d", "yes"], [*(["8"] if header[0] == "idx" else []),
                                                                              "e", "f", "no"]]
     folder = _task_folder(tmp_path, "pairs", header, rows, suffix=".jsonl")
-    examples, labels = D.load_data(folder, "dev")
+    examples, labels = readers.load_data(folder, "dev")
     assert labels == ["yes", "no"]
     assert examples[0] == dict(zip(fields, ("a b", "c d")))
 
@@ -327,13 +327,13 @@ def test_folder_pair_tasks(tmp_path, header, fields):
 def test_folder_label_column_inferred(tmp_path, label_column):
     folder = _task_folder(tmp_path, "topics", ["id", "text", label_column], [[str(i), t, y] for i, (t, y) in
                                                                               enumerate(ROWS)], suffix=".csv")
-    assert D.load_data(folder, "train") == (EXAMPLES, LABELS)
+    assert readers.load_data(folder, "train") == (EXAMPLES, LABELS)
 
 
 def test_folder_unlabelled_test_split(tmp_path):
     folder = _task_folder(tmp_path, "topics", ["text", "label"], [list(r) for r in ROWS], splits=("train",))
     write_csv(folder / "test.tsv", ["id", "text"], [[str(i), t] for i, (t, _) in enumerate(ROWS)], delimiter="\t")
-    assert D.load_data(folder, "test") == (EXAMPLES, None)
+    assert readers.load_data(folder, "test") == (EXAMPLES, None)
 
 
 def test_folder_dev_split_aliases_and_parquet(tmp_path):
@@ -343,32 +343,32 @@ def test_folder_dev_split_aliases_and_parquet(tmp_path):
     folder = tmp_path / "reviews" / "x"
     folder.mkdir(parents=True)
     pq.write_table(pa.table({"review": [t for t, _ in ROWS], "label": LABELS}), folder / "validation.parquet")
-    assert D.load_data(folder, "dev") == (EXAMPLES, LABELS)
+    assert readers.load_data(folder, "dev") == (EXAMPLES, LABELS)
 
 
 def test_folder_ambiguous_columns_is_one_line_naming_the_option(tmp_path):
     folder = _task_folder(tmp_path, "reviews", ["review", "stars", "label"], [[t, "5", y] for t, y in ROWS])
     with pytest.raises(DataError) as info:
-        D.load_data(folder, "dev")
+        readers.load_data(folder, "dev")
     message = one_line(info)
     assert "cannot tell which columns are the text" in message
     assert "review, stars, label" in message and "--column" in message
     # the option settles it
-    assert D.load_data(folder, "dev", columns={"text": "review"}) == (EXAMPLES, LABELS)
+    assert readers.load_data(folder, "dev", columns={"text": "review"}) == (EXAMPLES, LABELS)
 
 
 def test_folder_ambiguous_label_column(tmp_path):
     folder = _task_folder(tmp_path, "reviews", ["text", "target", "class"], [[t, y, y] for t, y in ROWS])
     with pytest.raises(DataError) as info:
-        D.load_data(folder, "dev")
+        readers.load_data(folder, "dev")
     assert "target, class" in one_line(info) and "--label-column" in str(info.value)
-    assert D.load_data(folder, "dev", label_column="class") == (EXAMPLES, LABELS)
+    assert readers.load_data(folder, "dev", label_column="class") == (EXAMPLES, LABELS)
 
 
 def test_folder_without_the_split(tmp_path):
     folder = _task_folder(tmp_path, "reviews", ["text", "label"], [list(r) for r in ROWS], splits=("train",))
     with pytest.raises(DataError) as info:
-        D.load_data(folder, "test")
+        readers.load_data(folder, "test")
     message = one_line(info)
     assert "split 'test'" in message and "train.tsv" in message and ".parquet" in message
 
@@ -377,25 +377,25 @@ def test_folder_with_two_files_for_a_split(tmp_path):
     folder = _task_folder(tmp_path, "reviews", ["text", "label"], [list(r) for r in ROWS], splits=("train",))
     write_csv(folder / "train.csv", ["text", "label"], [list(r) for r in ROWS])
     with pytest.raises(DataError, match=r"several files for split 'train' \(train.tsv, train.csv\)"):
-        D.load_data(folder, "train")
+        readers.load_data(folder, "train")
 
 
 # -- head ------------------------------------------------------------------------------------------------------------
 
 def test_head_keeps_the_first_rows_in_file_order(tmp_path):
     path = write(tmp_path / "d.jsonl", "".join(json.dumps(r) + "\n" for r in RECORDS))
-    assert D.load_data(path, head=3) == (EXAMPLES[:3], LABELS[:3])
-    assert D.read_examples(path, head=0) == ([], [])
-    with D.head_rows(2):
-        assert D.load_data(path) == (EXAMPLES[:2], LABELS[:2])
-        assert D.read_table(path)[2] == RECORDS[:2]
-        assert D.load_data(path, head=4)[1] == LABELS[:4]  # an explicit head wins
-    assert len(D.load_data(path)[0]) == len(ROWS)
+    assert readers.load_data(path, head=3) == (EXAMPLES[:3], LABELS[:3])
+    assert readers.read_examples(path, head=0) == ([], [])
+    with readers.head_rows(2):
+        assert readers.load_data(path) == (EXAMPLES[:2], LABELS[:2])
+        assert readers.read_table(path)[2] == RECORDS[:2]
+        assert readers.load_data(path, head=4)[1] == LABELS[:4]  # an explicit head wins
+    assert len(readers.load_data(path)[0]) == len(ROWS)
 
 
 def test_head_stops_before_a_bad_row(tmp_path):
     path = write(tmp_path / "d.jsonl", '{"text": "a", "label": "x"}\n{"text": "b"}\n')
-    assert D.load_data(path, head=1) == ([{"text": "a"}], ["x"])
+    assert readers.load_data(path, head=1) == ([{"text": "a"}], ["x"])
 
 
 # -- sampling and writing -----------------------------------------------------------------------------------------
@@ -403,10 +403,10 @@ def test_head_stops_before_a_bad_row(tmp_path):
 def test_k_shot_indices_match_sample_k_shot():
     labels = [y for _ in range(5) for y in LABELS]
     examples = [{"text": str(i)} for i in range(len(labels))]
-    picked = D.k_shot_indices(labels, 3, 13)
-    assert D.sample_k_shot(examples, labels, 3, 13) == ([examples[i] for i in picked], [labels[i] for i in picked])
+    picked = sampling.k_shot_indices(labels, 3, 13)
+    assert sampling.sample_k_shot(examples, labels, 3, 13) == ([examples[i] for i in picked], [labels[i] for i in picked])
     assert picked == sorted(picked) and Counter(labels[i] for i in picked) == {"positive": 3, "negative": 3}
-    assert picked != D.k_shot_indices(labels, 3, 21)
+    assert picked != sampling.k_shot_indices(labels, 3, 21)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".json", ".jsonl", ".parquet"])
@@ -555,7 +555,7 @@ def test_cli_sample_k_per_class_keeps_every_column(capsys, tmp_path, out_suffix)
                          "--output", output)
     assert code == 0, err
     assert "sampled 6 of 15 rows" in err
-    picked = D.k_shot_indices([r["stars"] for r in rows], 2, 13)
+    picked = sampling.k_shot_indices([r["stars"] for r in rows], 2, 13)
     table = T.read_file(output)
     assert table.header == ["id", "review", "stars", "score"]
     expected = [rows[i] for i in picked]

@@ -245,7 +245,7 @@ def test_calibration_gives_content_free_inputs_the_same_demonstrations(tiny_gpt2
     masked = make(tiny_bert_dir, demo_sets=2, calibrate=True)
     probs = masked.predict_proba(QUERIES)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    assert set(masked._demo_priors) == {p.demonstrations for s in masked.render_prompts(QUERIES) for p in s}
+    assert set(masked.pipeline_._demo_priors) == {p.demonstrations for s in masked.render_prompts(QUERIES) for p in s}
 
 
 @pytest.mark.parametrize("options", [{"demos": 1, "demo_sets": 2}, {"demos": 1, "demo_selection": "balanced"}, {"demos": 0}])

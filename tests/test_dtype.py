@@ -14,7 +14,8 @@ import torch
 
 from promptlearn import ConfigError, PromptClassifier
 from promptlearn.applications.adapt import adapt
-from promptlearn.estimators.baselines import FineTuneClassifier, ProbeClassifier
+from promptlearn.estimators.finetune import FineTuneClassifier
+from promptlearn.estimators.probe import ProbeClassifier
 from promptlearn.cli import main
 from promptlearn.models.precision import MixedPrecision
 

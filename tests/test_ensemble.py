@@ -15,7 +15,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from promptlearn import FineTuneClassifier, PromptClassifier, PromptEnsemble
 from promptlearn.cli import main
-from promptlearn.estimators.ensemble import combine_log_probs, combine_predictions, load_classifier
+from promptlearn.estimators.combination import combine_log_probs, combine_predictions
+from promptlearn.estimators.ensemble import load_classifier
 from promptlearn.core.errors import ConfigError, DataError, PromptlearnError
 
 

@@ -64,7 +64,7 @@ def test_console_script_and_extras():
                        "safetensors"):
         assert any(d.startswith(dependency) for d in project["dependencies"]), dependency
     # datasets.Dataset inputs are read by duck typing: the package is no dependency, and no module imports it when
-    # loaded (promptlearn.io.tables imports it inside the functions that read hf:NAME specs and save_to_disk folders)
+    # loaded (promptlearn.io.hf_datasets imports it inside the functions that read hf:NAME specs and save_to_disk folders)
     assert not any(d.startswith("datasets") for d in project["dependencies"])
     sources = (ROOT / "promptlearn").rglob("*.py")
     assert not [p for p in sources if re.search(r"^(import|from) datasets\b", p.read_text(encoding="utf-8"), re.M)]

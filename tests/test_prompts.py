@@ -22,7 +22,7 @@ from promptlearn import ConfigError, PromptBank, PromptClassifier, SoftPromptCon
 from promptlearn.models import compat
 from promptlearn.cli import main
 from promptlearn.tuning import BuildContext, DeepPromptConfig, PromptSet, build_prompt
-from promptlearn.tuning.base import decode_ids, soft_id, tagged_id
+from promptlearn.scorer.token_ids import decode_ids, soft_id, tagged_id
 
 TEMPLATE = "{{ text }} It was [MASK]."
 VERBALIZER = {"neg": ["bad"], "pos": ["great"]}

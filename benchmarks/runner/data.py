@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.runner.config import Unit
-from promptlearn.io import data as pdata
+from promptlearn.io import sampling as psampling
+from promptlearn.io import tasks as ptasks
 from promptlearn.core.errors import ChecksumError, ConfigError, DataError
 
 # ----------------------------------------------------------------------------------------------------
@@ -36,10 +37,10 @@ class DataSource:
 
     # -- locations --------------------------------------------------------------------------------
     def kshot_folder(self, task: str, seed: int) -> Path:
-        return self.root / "lm-bff" / "k-shot" / pdata.LMBFF_TASK_DIRS[task] / f"16-{seed}"
+        return self.root / "lm-bff" / "k-shot" / ptasks.LMBFF_TASK_DIRS[task] / f"16-{seed}"
 
     def _kshot_seeds(self, task: str) -> list[int]:
-        base = self.root / "lm-bff" / "k-shot" / pdata.LMBFF_TASK_DIRS[task]
+        base = self.root / "lm-bff" / "k-shot" / ptasks.LMBFF_TASK_DIRS[task]
         seeds = []
         if base.is_dir():
             for folder in base.iterdir():
@@ -53,7 +54,7 @@ class DataSource:
         if not folder.is_dir():
             have = ", ".join(f"16-{s}" for s in self._kshot_seeds(task)) or "none"
             raise DataError(f"LM-BFF folder not found: {folder} (seed {seed}); available: {have}")
-        files = pdata._split_files(folder)
+        files = ptasks._split_files(folder)
         if split not in files:
             raise DataError(f"{folder} has no {split} split; splits there: {', '.join(sorted(files)) or 'none'}")
         return files[split]
@@ -79,7 +80,7 @@ class DataSource:
 
     def full_file(self, task: str, split: str) -> Path:
         """LM-BFF's full ``train`` or ``dev`` file of a task (``lm-bff/full/<TASK>/<split>.tsv`` or ``.json``)."""
-        folder = self.root / "lm-bff" / "full" / pdata.LMBFF_TASK_DIRS[task]
+        folder = self.root / "lm-bff" / "full" / ptasks.LMBFF_TASK_DIRS[task]
         found = [folder / f"{split}{ext}" for ext in (".tsv", ".json") if (folder / f"{split}{ext}").is_file()]
         if not found:
             raise DataError(f"no {split} file in {folder}")
@@ -88,7 +89,7 @@ class DataSource:
     def kshot_files(self, unit: Unit) -> list[Path]:
         """The LM-BFF k-shot files (those with published checksums) a unit reads."""
         files = []
-        if unit.method.kind != "zero_shot" and unit.task in pdata.LMBFF_TASK_DIRS and unit.k <= 16:
+        if unit.method.kind != "zero_shot" and unit.task in ptasks.LMBFF_TASK_DIRS and unit.k <= 16:
             files += [self._kshot_file(unit.task, unit.seed, "train"), self._kshot_file(unit.task, unit.seed, "dev")]
         for test in unit.tests:
             path = self.test_file(test, unit.seed)
@@ -119,30 +120,30 @@ class DataSource:
         K > 16: sampled from the full LM-BFF training set (``lm-bff/full/<TASK>/train``); the dev set from the
         full dev split (disjoint from train; a class with fewer than K dev examples gives all it has).
         AG News: both from ``train_pool.csv``, disjoint."""
-        if task in pdata.LMBFF_TASK_DIRS:
+        if task in ptasks.LMBFF_TASK_DIRS:
             if k <= 16:
                 train_path, dev_path = self._kshot_file(task, seed, "train"), self._kshot_file(task, seed, "dev")
-                X, y = self._cached(train_path, lambda: pdata.load_lmbff(train_path.parent, "train"))
-                Xd, yd = self._cached(dev_path, lambda: pdata.load_lmbff(dev_path.parent, dev_path.stem))
+                X, y = self._cached(train_path, lambda: ptasks.load_lmbff(train_path.parent, "train"))
+                Xd, yd = self._cached(dev_path, lambda: ptasks.load_lmbff(dev_path.parent, dev_path.stem))
                 if k < 16:
-                    X, y = pdata.sample_k_shot(X, y, k, seed)
-                    Xd, yd = pdata.sample_k_shot(Xd, yd, k, seed)
+                    X, y = psampling.sample_k_shot(X, y, k, seed)
+                    Xd, yd = psampling.sample_k_shot(Xd, yd, k, seed)
             else:
-                X, y = self._cached(("full", task, "train"), lambda: pdata.load_lmbff_full(task, "train", self.root))
-                Xd, yd = self._cached(("full", task, "dev"), lambda: pdata.load_lmbff_full(task, "dev", self.root))
-                X, y = pdata.sample_k_shot(X, y, k, seed)
-                Xd, yd = pdata.sample_k_shot(Xd, yd, k, seed, strict=False)
+                X, y = self._cached(("full", task, "train"), lambda: ptasks.load_lmbff_full(task, "train", self.root))
+                Xd, yd = self._cached(("full", task, "dev"), lambda: ptasks.load_lmbff_full(task, "dev", self.root))
+                X, y = psampling.sample_k_shot(X, y, k, seed)
+                Xd, yd = psampling.sample_k_shot(Xd, yd, k, seed, strict=False)
                 train_path, dev_path = self.full_file(task, "train"), self.full_file(task, "dev")
             files = {"train": self.record(train_path), "dev": self.record(dev_path)}
             return (X, y), (Xd, yd), files
         if task == "agnews":
             pool_path = self.root / "ag_news" / "train_pool.csv"
-            P, py = self._cached(pool_path, lambda: pdata.load_ag_news("train_pool", self.root))
+            P, py = self._cached(pool_path, lambda: ptasks.load_ag_news("train_pool", self.root))
             tagged = [dict(e, __i=str(i)) for i, e in enumerate(P)]
-            Xt, y = pdata.sample_k_shot(tagged, py, k, seed)
+            Xt, y = psampling.sample_k_shot(tagged, py, k, seed)
             taken = {e["__i"] for e in Xt}
             rest = [(e, lab) for e, lab in zip(tagged, py) if e["__i"] not in taken]
-            Xdt, yd = pdata.sample_k_shot([e for e, _ in rest], [lab for _, lab in rest], k, seed, strict=False)
+            Xdt, yd = psampling.sample_k_shot([e for e, _ in rest], [lab for _, lab in rest], k, seed, strict=False)
             strip = lambda rows: [{f: v for f, v in e.items() if f != "__i"} for e in rows]  # noqa: E731
             record = self.record(pool_path)
             return (strip(Xt), y), (strip(Xdt), yd), {"train": record, "dev": record}
@@ -153,32 +154,32 @@ class DataSource:
         """``n`` unlabelled examples (labels dropped), drawn with ``seed`` from the task's full training data
         (LM-BFF tasks: ``lm-bff/full/<TASK>/train``; AG News: ``train_pool.csv``), none of them in ``exclude``
         (the cell's training and dev examples). Fewer when there are fewer."""
-        if task in pdata.LMBFF_TASK_DIRS:
+        if task in ptasks.LMBFF_TASK_DIRS:
             path = self.full_file(task, "train")
-            X, _ = self._cached(("full", task, "train"), lambda: pdata.load_lmbff_full(task, "train", self.root))
+            X, _ = self._cached(("full", task, "train"), lambda: ptasks.load_lmbff_full(task, "train", self.root))
         elif task == "agnews":
             path = self.root / "ag_news" / "train_pool.csv"
-            X, _ = self._cached(path, lambda: pdata.load_ag_news("train_pool", self.root))
+            X, _ = self._cached(path, lambda: ptasks.load_ag_news("train_pool", self.root))
         else:
             raise ConfigError(f"no unlabelled text for {task} in the runner (LM-BFF tasks and agnews have some)")
         taken = {json.dumps(e, sort_keys=True) for e in exclude}
         pool = [e for e in X if json.dumps(e, sort_keys=True) not in taken]
-        drawn, _ = pdata.subsample(pool, None, n, seed)
+        drawn, _ = psampling.subsample(pool, None, n, seed)
         return drawn, {"unlabeled": self.record(path), "n_unlabeled_available": len(pool)}
 
     def test(self, task: str, seed: int | None, limit: int | None, subset_seed: int) -> tuple[list, list, dict]:
         path = self.test_file(task, seed)
         if task in self.NLI:
-            X, y = self._cached(path, lambda: pdata.load_nli(self.NLI[task], self.root))
+            X, y = self._cached(path, lambda: ptasks.load_nli(self.NLI[task], self.root))
         elif task == "agnews":
-            X, y = self._cached(path, lambda: pdata.load_ag_news("test", self.root))
+            X, y = self._cached(path, lambda: ptasks.load_ag_news("test", self.root))
         elif task in self.FEWGLUE:
-            X, y = self._cached(path, lambda: pdata.load_fewglue(task, "val", self.root))
+            X, y = self._cached(path, lambda: ptasks.load_fewglue(task, "val", self.root))
         else:
-            X, y = self._cached(path, lambda: pdata.load_lmbff(path.parent, "test"))
+            X, y = self._cached(path, lambda: ptasks.load_lmbff(path.parent, "test"))
         available = len(X)
         if limit is not None and limit < available:
-            X, y = pdata.subsample(X, y, limit, subset_seed)
+            X, y = psampling.subsample(X, y, limit, subset_seed)
         info = {"test": self.record(path), "n_test": len(X), "n_test_available": available,
                 "test_subset_seed": subset_seed if len(X) < available else None}
         return X, y, info
@@ -195,8 +196,8 @@ def verify_checksums(files: Iterable[Path]) -> int:
         if not checksum.is_file():
             raise ChecksumError(f"no checksum file at {checksum}: cannot verify {path}")
         rel = f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
-        if rel not in pdata._read_checksums(checksum):
+        if rel not in ptasks._read_checksums(checksum):
             raise ChecksumError(f"{checksum} has no md5 for {rel}: cannot verify {path}")
-        pdata._verify_md5(path, path.read_bytes())  # the library's check and message
+        ptasks._verify_md5(path, path.read_bytes())  # the library's check and message
         checked += 1
     return checked

@@ -19,7 +19,7 @@ from benchmarks.common import environment
 from benchmarks.runner.config import (BENCH_HINT, ENSEMBLE_PARAMS, PROMPTS, REPO, TFIDF_LOGISTIC, TFIDF_VECTORIZER,
                                       Config, Method, Unit)
 from benchmarks.runner.data import DataSource
-from promptlearn.io import data as pdata
+from promptlearn.io import tasks as ptasks
 from promptlearn.core.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------------
@@ -40,7 +40,7 @@ def resolve_model(name: str) -> str:
     current folder, then to the repository). Hub ids are not used: nothing is downloaded here."""
     from promptlearn.models import loader as models
 
-    if name.lower() in models._short_names():
+    if name.lower() in models.short_names():
         models.resolve(name)  # raises with the install hint when the package is missing
         return name
     path = Path(name).expanduser()
@@ -49,7 +49,7 @@ def resolve_model(name: str) -> str:
         if candidate.exists():
             return str(candidate.resolve())
     raise ConfigError(f"model {name!r} not found: no folder {' or '.join(map(str, candidates))}, and it is no short "
-                      f"name ({', '.join(models._short_names())}); hub ids are not downloaded here")
+                      f"name ({', '.join(models.short_names())}); hub ids are not downloaded here")
 
 
 def _text(example: Mapping[str, Any]) -> str:
@@ -151,7 +151,7 @@ class Runner:
 
     @staticmethod
     def _check_classes(classes: Sequence[str], task: str, what: str) -> None:
-        expected = pdata.TASK_LABELS[task]
+        expected = ptasks.TASK_LABELS[task]
         if sorted(classes) != sorted(expected):
             raise ConfigError(f"{what} has the classes {list(classes)}, but {task} has {expected}")
 
@@ -274,7 +274,7 @@ class Runner:
             raise Skip(f"setfit is not installed: {BENCH_HINT}") from None
         from promptlearn.models import loader as models
 
-        source = models.resolve(model)[0] if model.lower() in models._short_names() else resolve_model(model)
+        source = models.resolve(model)[0] if model.lower() in models.short_names() else resolve_model(model)
         classes = sorted(set(y))
         index = {c: i for i, c in enumerate(classes)}
         settings = {"batch_size": 16, "num_epochs": 1, "num_iterations": 20, **params}
@@ -319,7 +319,7 @@ class Runner:
         accuracy, and with ``unlabeled``: the student distilled from the ensemble (PET's final model) and, with
         ``ipet_generations``, the iPET ensemble."""
         from promptlearn import FineTuneClassifier, PromptEnsemble, load_model
-        from promptlearn.estimators.ensemble import COMBINE_RULES, combine_log_probs, combine_predictions
+        from promptlearn.estimators.combination import COMBINE_RULES, combine_log_probs, combine_predictions
 
         own = {key: params.pop(key) for key in ENSEMBLE_PARAMS if key in params}
         (X, y), (Xd, yd) = train, dev
@@ -493,7 +493,7 @@ class Runner:
         prediction sets, the mean accuracy and macro-F1 (and each set's accuracy)."""
         from promptlearn.core.metrics import classification_report
 
-        classes = pdata.TASK_LABELS[test]
+        classes = ptasks.TASK_LABELS[test]
         index = {c: i for i, c in enumerate(classes)}
         sets = list(predicted) if isinstance(predicted, MeanOf) else [predicted]
         reports = []

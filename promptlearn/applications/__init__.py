@@ -1,0 +1,1 @@
+"""What is built on the estimators: prompt search and continued pretraining (adapt)."""

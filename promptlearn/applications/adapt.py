@@ -81,7 +81,7 @@ def read_texts(paths: str | os.PathLike | Sequence[str | os.PathLike], *, column
     Texts are stripped; empty ones and exact duplicates (across all files) are dropped. ``max_texts`` keeps a
     seeded subset (``seed``) in the original order.
     """
-    from ..io.data import read_examples
+    from ..io.readers import read_examples
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -131,7 +131,7 @@ def shared_unlabelled_texts(root: str | os.PathLike | None = None, *, include_de
 
     Texts are stripped and exact duplicates dropped, in a fixed order (task by task, then AG News).
     """
-    from ..io.data import _root, load_ag_news, load_lmbff_full, task_id
+    from ..io.tasks import _root, load_ag_news, load_lmbff_full, task_id
 
     base = _root(root)
     splits = ("train", "dev") if include_dev else ("train",)
@@ -144,7 +144,7 @@ def shared_unlabelled_texts(root: str | os.PathLike | None = None, *, include_de
     texts.extend(example["description"] for example in examples)
     texts = _clean(texts)
     if exclude_test_duplicates:
-        from ..io.data import LMBFF_TASK_DIRS, load_lmbff
+        from ..io.tasks import LMBFF_TASK_DIRS, load_lmbff
 
         test: set[str] = set()
         for task in SHARED_TASKS:

@@ -2,8 +2,8 @@
 
 ``parser`` builds the options of every subcommand (the global ones, such as ``-v``, are accepted before or after
 the verb); ``predict`` runs classify / evaluate, ``templates`` lists or shows the shipped templates, ``train``
-runs train / adapt / search, ``sample`` draws K examples per class from a file. ``labels`` reads the data's labels as classes (``--label-map``); ``diagnostics`` warns
-when the predictions collapse onto one class.
+runs train / adapt / search, ``sample`` draws K examples per class from a file. ``labels`` reads the data's labels
+as classes (``--label-map``); ``diagnostics`` warns when the predictions collapse onto one class.
 
 Errors the user can fix are printed as one line (no traceback) and exit with status 2.
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("promptlearn").info("%d processes: each takes a slice of every batch and of the examples "
                                               "scored; this one (the main process) writes the results",
                                               process.num_processes)
-    from ..io.data import head_rows
+    from ..io.readers import head_rows
 
     with head_rows(getattr(args, "head", None)):  # --head: every data reader of the command keeps the first N rows
         return _run(args.run, args)

@@ -59,7 +59,7 @@ def _demo_options(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "chat_template", False):
         options["chat_template"] = True
     if getattr(args, "demo_pool", None):
-        from ..io.data import load_data
+        from ..io.readers import load_data
 
         label_column = getattr(args, "label_column", None) or "label"
         pool_x, pool_y = load_data(args.demo_pool, "train", columns=_columns(args.column), label_column=label_column)
@@ -109,7 +109,7 @@ def run_classify(args: argparse.Namespace) -> int:
     """Predictions first (``label``, ``p(<class>)``), then every input column as read: nothing of the input is
     dropped or overwritten. Prediction columns that an input column already names are an error before any
     work (``--prediction-prefix`` renames them); ``--output`` may be ``--input`` (read whole, replaced atomically)."""
-    from ..io.data import read_table
+    from ..io.readers import read_table
 
     if args.text and args.input:
         raise PromptlearnError("give texts with --text or a file with --input, not both")
@@ -198,7 +198,7 @@ def _dump(records: list[dict[str, Any]], handle: Any, suffix: str, header: list[
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
-    from ..io.data import _to_text
+    from ..io.tables import _to_text
 
     fieldnames = list(dict.fromkeys(header + [k for r in records for k in r]))
     writer = csv.DictWriter(handle, fieldnames=fieldnames, delimiter="\t" if suffix == ".tsv" else ",",
@@ -286,7 +286,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Score labelled data once and report raw and calibrated figures from the same class scores (a prompt),
     with warnings for collapsed predictions and integer labels read as class indices; ``--output`` gets the
     report with every example's predictions. Model loading is timed apart from scoring."""
-    from ..io.data import load_data, subsample
+    from ..io.readers import load_data
+    from ..io.sampling import subsample
     from ..core.metrics import classification_report, format_report
     from .diagnostics import class_counts, collapse_warnings
     from .labels import class_indices, parse_label_map

@@ -13,7 +13,8 @@ def run_sample(args: argparse.Namespace) -> int:
     """Draw ``--k`` rows per class (seed ``--seed``; rows keep their order and every column, values as read) from
     ``--input`` and write them to ``--output`` in the format of its suffix, replacing it atomically (it may be
     ``--input``). A class with fewer than K rows is an error unless ``--allow-fewer`` (all of its rows taken)."""
-    from ..io.data import k_shot_indices, read_labelled_rows
+    from ..io.readers import read_labelled_rows
+    from ..io.sampling import k_shot_indices
     from ..io.tables import format_of, write_table
 
     try:

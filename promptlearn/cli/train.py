@@ -31,7 +31,7 @@ SOURCE_FLAGS = {
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..io.data import load_data, read_examples
+    from ..io.readers import load_data, read_examples
 
     output = Path(args.output)
     recover_directory(output)  # a final save killed between its renames: it finished, and counts as finished
@@ -261,7 +261,7 @@ def _candidate_words(value: str | None) -> Any:
 
 def _finetune_student(args: argparse.Namespace) -> Any:
     """The distilled sequence classifier: --model with a new head, trained with the same hyper-parameters."""
-    from ..estimators.baselines import FineTuneClassifier
+    from ..estimators.finetune import FineTuneClassifier
 
     options = {k: v for k, v in _training_options(args).items() if k not in ("trainable", "mlm_weight")}
     options["learning_rate"] = args.learning_rate if args.learning_rate is not None else 1e-5  # full fine-tuning
@@ -310,7 +310,7 @@ def run_adapt(args: argparse.Namespace) -> int:
 def _search_task_name(args: argparse.Namespace) -> str:
     import re
 
-    from ..io.data import task_id
+    from ..io.tasks import task_id
 
     if args.task_name:
         return args.task_name
@@ -326,7 +326,7 @@ def _search_task_name(args: argparse.Namespace) -> str:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from ..io.data import load_data
+    from ..io.readers import load_data
     from ..applications.search import PromptSearch
     from ..applications.search.results import check_task_name
 

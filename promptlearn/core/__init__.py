@@ -1,0 +1,1 @@
+"""The torch-free core: templates, verbalizers, calibration, input normalisation, errors, metrics."""

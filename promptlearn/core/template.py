@@ -13,7 +13,7 @@ import functools
 import numbers
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -23,7 +23,7 @@ import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from .errors import DataError, MissingFieldError, PromptlearnError, TemplateError
-from .resources import shipped_dir
+from .resources import read_text_file, shipped_dir
 
 MASK = "[MASK]"
 _SLOT = re.compile(r"\[MASK\]|\[SOFT(?::(\d+))?\]")
@@ -406,12 +406,7 @@ class Template:
     @classmethod
     def from_file(cls, path: str | Path, *, shortenable: Iterable[str] | None = None) -> Template:
         path = Path(path)
-        try:
-            source = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise TemplateError(f"template file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TemplateError(f"cannot read template file {path}: {exc}") from None
+        source = read_text_file(path, "template file", TemplateError)
         return cls(source, path=path, shortenable=shortenable)
 
     @classmethod

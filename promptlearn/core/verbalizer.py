@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import UnknownLabelError, VerbalizerError
-from .resources import shipped_dir
+from .resources import read_text_file, shipped_dir
 
 AGGREGATIONS = ("mean", "max", "sum")
 _SHIPPED_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -70,12 +70,7 @@ class Verbalizer:
     def from_file(cls, path: str | Path, *, aggregation: str = "mean") -> Verbalizer:
         """Read a JSON or ``label: w1, w2`` text file."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise VerbalizerError(f"verbalizer file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise VerbalizerError(f"cannot read verbalizer file {path}: {exc}") from None
+        text = read_text_file(path, "verbalizer file", VerbalizerError)
         if path.suffix == ".json" or text.lstrip().startswith("{"):
             mapping = _parse_json(text, str(path))
         else:

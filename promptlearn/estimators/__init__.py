@@ -1,0 +1,1 @@
+"""The scikit-learn estimators: PromptClassifier, the baselines, PromptEnsemble, PromptBank; saved folders."""

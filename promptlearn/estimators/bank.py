@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from ..core.calibration import content_free_examples, content_free_prior, contextual_calibration, log_normalize
-from .classifier import PromptClassifier, as_examples
+from ..core.inputs import as_examples
+from .classifier import PromptClassifier
 from ..core.errors import ConfigError, DataError
 from ..core.template import Prompt
 
@@ -54,24 +55,12 @@ class PromptBank:
                  max_length: int | None = None, multi_token: str = "parallel", after_mask: str = "drop",
                  device: str | None = None, show_progress: bool | None = None, gguf_file: str | None = None,
                  trust_remote_code: bool = False, check_base: bool = True) -> None:
-        from ..models.loader import LoadedModel, detect_kind, load_model, prepare_tokenizer, resolve_device
+        from ..models.loader import loaded_model
         from ..scorer import make_scorer
 
-        if isinstance(model, (str, os.PathLike)):
-            self.loaded = load_model(str(model), gguf_file=gguf_file, device=device,
-                                     trust_remote_code=trust_remote_code)
-            self.model_name: str | None = str(model)
-        else:
-            if tokenizer is None:
-                raise ConfigError("a model object needs its tokenizer: pass tokenizer= as well")
-            where = f"model object {type(model).__name__}"
-            kind = detect_kind(model.config, where)
-            prepare_tokenizer(tokenizer, kind, where)
-            if device:
-                model.to(resolve_device(device))
-            model.eval()
-            self.loaded = LoadedModel(model, tokenizer, kind, getattr(model, "name_or_path", "") or where)
-            self.model_name = None
+        self.loaded = loaded_model(model, tokenizer=tokenizer, gguf_file=gguf_file, device=device,
+                                   trust_remote_code=trust_remote_code)
+        self.model_name: str | None = str(model) if isinstance(model, (str, os.PathLike)) else None
         self.multi_token, self.after_mask = multi_token, after_mask
         self.check_base = check_base
         self.scorer = make_scorer(self.loaded.kind, self.loaded.model, self.loaded.tokenizer,
@@ -124,10 +113,10 @@ class PromptBank:
         return self._set.modules
 
     def _from_folder(self, name: str, folder: Path) -> PromptClassifier:
-        from .classifier import _SAVED_SCHEMA, FORMAT, FORMAT_VERSION
+        from .saved_classifier import FORMAT, FORMAT_VERSION, SAVED_SCHEMA
         from .saved_folders import open_saved, recorded_model_name
 
-        config = open_saved(folder, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier", schema=_SAVED_SCHEMA,
+        config = open_saved(folder, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier", schema=SAVED_SCHEMA,
                             required=("model", "template", "verbalizer", "params")).config
         source = config["params"].get("source", "manual")
         if source == "manual" and config["model"] is None:

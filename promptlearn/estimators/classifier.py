@@ -12,39 +12,28 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ..io.artifacts import atomic_directory, atomic_write_text, save_model_folder
-from ..core.calibration import (CONTENT_FREE, content_free_examples, content_free_inputs, content_free_prior,
-                          contextual_calibration, log_normalize)
+from ..core.calibration import CONTENT_FREE, content_free_inputs
 from ..core.checks import check_param_types
+from ..core.inputs import as_examples, soft_targets
 from ..core.errors import ChatTemplateError, ConfigError, DataError, DemonstrationError, PromptlearnError
-from .saved_folders import recorded_model_name
-from ..models.loader import (LoadedModel, detect_kind, dtype_name, load_model, model_dtype, prepare_tokenizer,
-                     resolve_device)
+from .saved_classifier import load_classifier, save_classifier
+from ..models.loader import LoadedModel, loaded_model
 from ..models.precision import MixedPrecision
+from ..pipeline.pipeline import PromptPipeline
 from ..scorer import Scorer, make_scorer
 from ..core.template import Prompt, Template
 from ..core.verbalizer import Verbalizer
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "promptlearn.PromptClassifier"
-#: Padded tokens per training forward/backward pass on a CPU when ``train_tokens_per_pass`` is None: at most
-#: ~0.6 GiB of activations for SmolLM2-135M (1.25 MiB per token, measured). SST-2-length batches of 8 stay whole
-#: (splitting them measured no lower); 8 prompts of 413 tokens peak at 3.7 GiB instead of 7.5 GiB.
-DEFAULT_TRAIN_TOKENS_PER_PASS = 512
-FORMAT_VERSION = 1
-PROMPT_FILE = "prompt.safetensors"  # a continuous prompt's parameters (sources other than manual)
 _SOFT_SLOT = re.compile(r"\[SOFT(?::(\d+))?\]")
-# config.json's keys and their JSON types (checked on load: a damaged file gives one line, not a traceback)
-_SAVED_SCHEMA = {"model": (str, type(None)), "base_model": (str, type(None)), "template": (dict,),
-                 "verbalizer": (dict,), "params": (dict,), "prompt": (dict, type(None))}
 
 
 def _learning_rate(source: str) -> float:
@@ -60,59 +49,6 @@ def _soft_count(template: Template) -> int:
     except PromptlearnError:  # a template whose logic needs real values: count the literal slots
         return sum(int(m.group(1) or 1) for m in _SOFT_SLOT.finditer(template.source))
     return sum(s.n_soft for s in prompt.segments if s.kind == "soft" and s.demo is None)
-
-
-def as_examples(X: Any, fields: Iterable[str]) -> list[dict[str, Any]]:
-    """Examples as dicts from strings, dicts, a pandas DataFrame or a ``datasets.Dataset``.
-
-    A plain string fills the template's only field; templates with several fields need dicts.
-    """
-    if isinstance(X, (str, Mapping)):
-        X = [X]
-    if hasattr(X, "to_dict") and hasattr(X, "columns"):  # pandas DataFrame
-        return X.to_dict(orient="records")
-    if hasattr(X, "column_names") and hasattr(X, "to_list"):  # datasets.Dataset
-        return list(X.to_list())
-    fields = sorted(fields)
-    examples = []
-    for position, item in enumerate(X):
-        if isinstance(item, Mapping):
-            examples.append(dict(item))
-        elif isinstance(item, str):
-            if len(fields) != 1:
-                raise DataError(f"item {position} is a plain string, but the template uses the fields {fields}; "
-                                "pass dicts (or a DataFrame) with those keys")
-            examples.append({fields[0]: item})
-        else:
-            raise DataError(f"item {position} is a {type(item).__name__}; pass strings, dicts, a pandas DataFrame "
-                            "or a datasets.Dataset")
-    return examples
-
-
-def soft_targets(y: Any, n_classes: int | None = None) -> np.ndarray | None:
-    """``y`` as soft targets (a float array ``[n_examples, n_classes]`` of class probabilities) when it is
-    two-dimensional, else ``None`` (``y`` holds hard labels). Used by distillation (``PromptEnsemble.distill``):
-    ``fit(X, probabilities)`` trains with cross-entropy against the probabilities."""
-    if y is None or isinstance(y, (str, bytes, Mapping)):
-        return None
-    try:
-        if np.ndim(y) != 2:
-            return None
-        targets = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError):  # ragged or non-numeric: not soft targets; the label checks will explain
-        return None
-    if n_classes is not None and targets.shape[1] != n_classes:
-        raise DataError(f"soft targets have {targets.shape[1]} columns but there are {n_classes} classes; "
-                        "give one probability per class, in class order")
-    if targets.shape[1] < 2:
-        raise DataError(f"soft targets need one column per class (at least two), got shape {targets.shape}")
-    if not np.isfinite(targets).all() or (targets < 0).any():
-        raise DataError("soft targets must be finite, non-negative class probabilities")
-    sums = targets.sum(axis=1)
-    if not np.allclose(sums, 1.0, atol=1e-4):
-        worst = int(np.abs(sums - 1.0).argmax())
-        raise DataError(f"soft targets must sum to 1 over the classes; row {worst} sums to {sums[worst]:.6g}")
-    return targets / sums[:, None]
 
 
 class _Same:
@@ -310,24 +246,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                     self._loaded_from = _spec_key(self.model)
                     self._fitted = False
                     self._scorer_cache = None
-                    self._prior_cache = None
         return self._loaded
 
     def _load_model(self) -> LoadedModel:
-        if isinstance(self.model, (str, os.PathLike)):
-            return load_model(str(self.model), gguf_file=self.gguf_file, device=self.device,
-                              dtype=model_dtype(self.dtype), trust_remote_code=self.trust_remote_code)
-        if self.tokenizer is None:
-            raise PromptlearnError("a model object needs its tokenizer: pass tokenizer= as well")
-        where = f"model object {type(self.model).__name__}"
-        kind = detect_kind(self.model.config, where)
-        prepare_tokenizer(self.tokenizer, kind, where)
-        if self.device:  # a model object stays where the caller put it unless a device is asked for
-            self.model.to(resolve_device(self.device))
-        if model_dtype(self.dtype) not in (None, "auto"):  # ... and in its dtype unless one is asked for
-            self.model.to(model_dtype(self.dtype))
-        self.model.eval()
-        return LoadedModel(self.model, self.tokenizer, kind, getattr(self.model, "name_or_path", "") or where)
+        return loaded_model(self.model, tokenizer=self.tokenizer, gguf_file=self.gguf_file, device=self.device,
+                            dtype=self.dtype, trust_remote_code=self.trust_remote_code)
 
     @property
     def scorer_(self) -> Scorer:
@@ -341,7 +264,6 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                                                  batch_size=self.batch_size, max_length=self.max_length,
                                                  show_progress=self.show_progress)
                 self._scorer_options = options
-                self._prior_cache = None
             self._scorer_cache.prompt_source = self._prompt_set()
             return self._scorer_cache
 
@@ -363,8 +285,6 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         if getattr(self, "_prompt_key", None) != key:
             self._prompt_cache = self._build_prompt(loaded, config)
             self._prompt_key = key
-            self._prior_cache = None
-            self._demo_prior_key = None
         return self._prompt_cache
 
     def _prompt_set(self) -> Any:
@@ -443,29 +363,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 examples, labels, len(verbalizer), template.fields, k=self.demos, selection=self.demo_selection,
                 causal=kind == "causal", seed=self.seed, encoder=encoder, classes=verbalizer.classes)
             self._selector_key = key
-            self._rendered_demos: dict[int, Any] = {}
-            self._check_demo_lengths()
         return self._selector_cache
-
-    def _check_demo_lengths(self) -> None:
-        """Every pool example must fit the model's window as a demonstration on its own (else: which, how long)."""
-        from ..pipeline.demonstrations import render_demonstration
-
-        selector, scorer, verbalizer = self._selector_cache, self.scorer_, self.verbalizer_
-        texts = [render_demonstration(self.template_, example, verbalizer.words[label][0], index)
-                 for index, (example, label) in enumerate(zip(selector.examples, selector.labels))]
-        texts = ["".join(s.text for s in segments) for segments in texts]
-        lengths = [len(ids) for ids in scorer.tokenizer(texts, add_special_tokens=True)["input_ids"]] if texts else []
-        too_long = [i for i, length in enumerate(lengths) if length > scorer.max_length]
-        if too_long:
-            from ..core.errors import DemonstrationTooLongError
-
-            i = too_long[0]
-            preview = texts[i] if len(texts[i]) <= 60 else texts[i][:60] + "..."
-            raise DemonstrationTooLongError(
-                f"demonstration pool example {i} (class {verbalizer.classes[selector.labels[i]]!r}, {preview!r}) is "
-                f"{lengths[i]} tokens long as a demonstration, more than the model's window of {scorer.max_length} "
-                f"tokens even on its own ({len(too_long)} pool example(s) are); shorten or remove it from the pool")
 
     def _context_parts(self) -> tuple[str, tuple[str, str] | None]:
         """(separator, chat wrapper or None) for the loaded model."""
@@ -483,84 +381,28 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             separator = CAUSAL_SEPARATOR if causal else (f"{sep} " if sep else " ")
         return separator, chat
 
-    def _assemble(self, query: Prompt, demos: Sequence[int]) -> Prompt:
-        """The example's prompt with the demonstrations ``demos`` (pool indices) and the chat template."""
-        from ..pipeline.demonstrations import assemble, render_demonstration
-
-        rendered = []
-        if demos:
-            selector = self.demo_selector_
-            for index in demos:
-                if index not in self._rendered_demos:
-                    word = self.verbalizer_.words[selector.labels[index]][0]
-                    self._rendered_demos[index] = render_demonstration(self.template_, selector.examples[index],
-                                                                       word, index)
-                rendered.append(self._rendered_demos[index])
-        separator, chat = self._context_parts()
-        return assemble(query, rendered, demos_first=self.model_.kind == "causal", separator=separator, chat=chat)
-
-    def _demo_prompts(self, examples: Sequence[Mapping[str, Any]], set_index: int) -> list[Prompt]:
-        """The examples' prompts with demonstration set ``set_index`` (and the chat template)."""
-        template = self.template_
-        queries = [template.render(example) for example in examples]
-        selector = self.demo_selector_
-        picks = selector.select(examples, set_index) if selector is not None else [()] * len(examples)
-        return [self._assemble(query, pick) for query, pick in zip(queries, picks)]
+    @property
+    def pipeline_(self) -> PromptPipeline:
+        """The :class:`~promptlearn.pipeline.pipeline.PromptPipeline` of this configuration: render ->
+        demonstrations -> score -> calibrate (built on first use; rebuilt when a part changes or after fit)."""
+        scorer = self.scorer_
+        contextual = self._uses_context()
+        selector = self.demo_selector_ if contextual else None
+        separator, chat = self._context_parts() if contextual else (" ", None)
+        key = (self.template_, self.verbalizer_, _Same(scorer), _Same(self.prompt_), _Same(selector),
+               content_free_inputs(self.content_free), self.demo_sets, contextual, separator, chat)
+        if getattr(self, "_pipeline", None) is None or self._pipeline_key != key:
+            self._pipeline = PromptPipeline(self.model_, self.template_, self.verbalizer_, scorer,
+                                            content_free=self.content_free, selector=selector, n_sets=self.demo_sets,
+                                            context=contextual, separator=separator, chat=chat)
+            self._pipeline_key = key
+        return self._pipeline
 
     def render_prompts(self, X: Any) -> list[list[Prompt]]:
         """The prompts scored for ``X``: ``[demo set][example]`` (one set without demonstrations), each a
         :class:`~promptlearn.core.template.Prompt` whose ``text`` shows the demonstrations and ``demonstrations``
         their pool indices."""
-        examples = as_examples(X, self.template_.fields)
-        if not self._uses_context():
-            return [[self.template_.render(example) for example in examples]]
-        return [self._demo_prompts(examples, s) for s in range(self.demo_sets if self.demos else 1)]
-
-    def _prior_prompts(self, demo_sets: Sequence[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], list[Prompt]]:
-        """The demonstration sets whose calibration prior is not cached yet, and their content-free prompts
-        (every content-free input rendered with each such set, set by set)."""
-        template = self.template_
-        key = (template, self.verbalizer_, tuple(self.content_free), id(self.scorer_),
-               getattr(self, "_selector_key", None), self.demo_separator, self.chat_template)
-        if getattr(self, "_demo_prior_key", None) != key:
-            self._demo_priors: dict[tuple[int, ...], np.ndarray] = {}
-            self._demo_prior_key = key
-        missing = list(dict.fromkeys(d for d in demo_sets if d not in self._demo_priors))
-        if not missing:
-            return [], []
-        inputs = [template.render(e) for e in content_free_examples(template.fields, self.content_free)]
-        return missing, [self._assemble(query, demos) for demos in missing for query in inputs]
-
-    def _context_priors(self, demo_sets: Sequence[tuple[int, ...]], missing: Sequence[tuple[int, ...]],
-                        scores: np.ndarray) -> np.ndarray:
-        """Contextual calibration's prior for each prompt's demonstrations: the content-free inputs rendered
-        with exactly those demonstrations (one prior per distinct set, cached); ``scores`` are those of
-        :meth:`_prior_prompts`' prompts for the sets not cached yet (``missing``)."""
-        if missing:
-            for demos, block in zip(missing, scores.reshape(len(missing), -1, scores.shape[-1])):
-                self._demo_priors[demos] = content_free_prior(block)
-        return np.stack([self._demo_priors[d] for d in demo_sets])
-
-    def _context_log_probs(self, examples: list[dict[str, Any]], calibrations: Sequence[bool]) -> list[np.ndarray]:
-        """Class log-probabilities with demonstrations / a chat template, one array per entry of ``calibrations``
-        (from one scoring pass): every demonstration set is scored (and, where calibrated, divided by its own
-        prior), then the sets' log-probabilities are averaged and renormalised. The content-free prompts of a
-        calibration are scored in the same call, so a causal LM computes the demonstrations they share with
-        the example once (per-example sets: one context pass instead of two)."""
-        n_sets = self.demo_sets if self.demos else 1
-        prompts = [p for s in range(n_sets) for p in self._demo_prompts(examples, s)]
-        demo_sets = [p.demonstrations for p in prompts]
-        calibrating = any(calibrations)
-        missing, prior_prompts = self._prior_prompts(demo_sets) if calibrating else ([], [])
-        scores = self.scorer_.score(prompts + prior_prompts, self.verbalizer_)
-        log_probs = log_normalize(scores[:len(prompts)])
-        n_classes = len(self.verbalizer_)
-        priors = self._context_priors(demo_sets, missing, scores[len(prompts):]) if calibrating else None
-        out = []
-        for calibrate in calibrations:
-            variant = contextual_calibration(log_probs, priors) if calibrate else log_probs
-            out.append(log_normalize(variant.reshape(n_sets, len(examples), n_classes).mean(axis=0)))
-        return out
+        return self.pipeline_.render(as_examples(X, self.template_.fields))
 
     # -- inference -------------------------------------------------------------------------------
     def _log_probs(self, X: Any, calibrate: bool) -> np.ndarray:
@@ -568,15 +410,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
     def _log_probs_variants(self, X: Any, calibrations: Sequence[bool]) -> list[np.ndarray]:
         """Class log-probabilities of ``X``, raw or calibrated per entry of ``calibrations``; one scoring pass."""
-        template, verbalizer = self.template_, self.verbalizer_
-        examples = as_examples(X, template.fields)
-        if self._uses_context() and examples:
-            return self._context_log_probs(examples, calibrations)
-        prompts = [template.render(example) for example in examples]
-        scores = self.scorer_.score(prompts, verbalizer)
-        log_probs = log_normalize(scores) if len(examples) else np.zeros((0, len(verbalizer)))
-        return [contextual_calibration(log_probs, self.content_free_prior()) if calibrate else log_probs
-                for calibrate in calibrations]
+        return self.pipeline_.log_probs(as_examples(X, self.template_.fields), calibrations)
 
     def raw_and_calibrated_log_proba(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """``predict_log_proba`` with ``calibrate=False`` and with ``calibrate=True``, from one scoring pass of
@@ -590,14 +424,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         With demonstrations, the content-free inputs draw theirs like any example, and the prior is averaged
         over the demonstration sets; ``calibrate=True`` instead divides each prompt by the prior of its own
         demonstrations (the same for all with a causal LM's fixed sets)."""
-        key = (self.template_, self.verbalizer_, tuple(self.content_free), id(self.scorer_), self.demos,
-               _Same(self._pool()), self.demo_selection, self.demo_sets, self.demo_separator, self.chat_template,
-               self.seed)
-        if getattr(self, "_prior_cache", None) is None or self._prior_key != key:
-            inputs = content_free_examples(self.template_.fields, self.content_free)
-            self._prior_cache = content_free_prior(self._log_probs(inputs, calibrate=False))
-            self._prior_key = key
-        return self._prior_cache
+        return self.pipeline_.content_free_prior()
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Class log-probabilities ``[n_examples, n_classes]``, classes in ``classes_`` order."""
@@ -632,9 +459,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         """
         check_param_types(self, fitting=True)
         import torch
-        import torch.nn.functional as F
 
-        from ..pipeline.training import Trainer, TrainingConfig, freeze, language_model_loss
+        from ..pipeline.objective import dev_accuracy, objective, token_budget_split
+        from ..pipeline.training import Trainer, TrainingConfig, freeze
 
         template, verbalizer = self.template_, self.verbalizer_
         examples = as_examples(X, template.fields)
@@ -645,12 +472,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         missing = [c for i, c in enumerate(verbalizer.classes) if i not in set(labels)]
         if missing and soft is None:  # soft targets give every class some probability mass
             raise DataError(f"no training example for class(es) {missing}; every class needs at least one")
-        prompts = [template.render(example) for example in examples]
-        dev_prompts, dev_labels = None, None
+        dev_examples, dev_labels = None, None
         if dev is not None:
             dev_examples = as_examples(dev[0], template.fields)
             dev_labels = np.asarray(verbalizer.label_indices(dev[1]))
-            dev_prompts = [template.render(example) for example in dev_examples]
         contextual = self._uses_context()
         if contextual and self.demos and self.demo_pool is None:  # LM-BFF: demonstrations from the training data
             from ..pipeline.demonstrations import pool_to_json, read_pool
@@ -658,7 +483,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             names = [verbalizer.classes[label] for label in labels]
             self.demo_pool_ = pool_to_json(*read_pool((examples, names), template, verbalizer), verbalizer)
         if contextual:
-            self.demo_selector_, self._context_parts()  # check the pool and the chat template before training
+            self.pipeline_  # checks the pool and the chat template before training
         if self.max_steps == 0:  # in-context learning only: the labelled data become the pool, no weight changes
             if not (contextual and self.demos):
                 raise ConfigError("max_steps=0 trains nothing; it is for in-context learning (demos > 0), where "
@@ -685,53 +510,25 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             if self.learning_rate == 1e-5:
                 logger.warning("learning_rate=1e-5 suits full fine-tuning; a %s prompt usually needs 1e-3 to 3e-2 (the "
                                "CLI's default for it: %g)", self.source, _learning_rate(self.source))
+        pipeline = self.pipeline_
         precision = MixedPrecision(loaded.model if module is None else module)
         # Fixed prompts are tokenized once, not at every step (demonstrations change every step).
-        encoded = None if contextual else scorer.encode_rows(prompts, verbalizer)
-        split = self._pass_split(encoded, scorer) if auxiliary is None else None
+        encoded = None if contextual else scorer.encode_rows([template.render(e) for e in examples], verbalizer)
         target = torch.as_tensor(labels, device=scorer.device)
         if soft is not None:  # cross_entropy takes class probabilities as targets too (float, [n, C])
             target = torch.as_tensor(soft, dtype=torch.float32, device=scorer.device)
-        weight = float(self.mlm_weight)
-
-        def loss_fn(indices: list[int]) -> torch.Tensor:
-            if contextual:  # fresh demonstrations every step, drawn with the step's seeded torch generator
-                set_index = int(torch.randint(2**31 - 1, ()).item()) if self.demos else 0
-                batch = self._demo_prompts([examples[i] for i in indices], set_index)
-            else:
-                batch = [prompts[i] for i in indices]
-            with precision.autocast():
-                if encoded is None:
-                    scores = scorer.class_log_scores(batch, verbalizer)
-                else:
-                    scores = scorer.class_log_scores(batch, verbalizer, rows=[encoded[i] for i in indices])
-            loss = F.cross_entropy(scores.float(), target[indices])
-            if auxiliary:
-                picks = torch.randint(len(auxiliary), (len(indices),)).tolist()  # seeded per step by the trainer
-                with precision.autocast():
-                    lm = language_model_loss(loaded, scorer, [auxiliary[i] for i in picks])
-                loss = (1 - weight) * loss + weight * lm
-            return loss
-
-        def evaluate() -> float:
-            with precision.autocast():
-                return evaluate_dev()
-
-        def evaluate_dev() -> float:
-            if contextual:
-                predicted = self._context_log_probs(dev_examples, (False,))[0].argmax(axis=1)
-            else:
-                predicted = scorer.score(dev_prompts, verbalizer).argmax(axis=1)  # type: ignore[arg-type]
-            return float((predicted == dev_labels).mean())
-
+        loss_fn = objective(pipeline, examples, target, precision=precision, demonstrations=bool(self.demos),
+                            encoded=encoded, auxiliary=auxiliary, mlm_weight=float(self.mlm_weight))
+        split = token_budget_split(encoded, self.train_tokens_per_pass, scorer.device.type) if auxiliary is None else None
+        evaluate = dev_accuracy(pipeline, dev_examples, dev_labels, precision) if dev is not None else None
         config = TrainingConfig(
             learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.max_steps,
             batch_size=self.train_batch_size, gradient_accumulation_steps=self.gradient_accumulation_steps,
             warmup_ratio=self.warmup_ratio, weight_decay=self.weight_decay, eval_every=self.eval_every,
             patience=self.patience, checkpoint_every=self.checkpoint_every or self.eval_every, seed=self.seed,
             checkpoint_seconds=60.0 * self.checkpoint_minutes if self.checkpoint_minutes is not None else None)
-        trainer = Trainer(loaded.model if module is None else module, loss_fn, len(prompts), config,
-                          evaluate=evaluate if dev is not None else None, checkpoint_dir=self.checkpoint_dir,
+        trainer = Trainer(loaded.model if module is None else module, loss_fn, len(examples), config,
+                          evaluate=evaluate, checkpoint_dir=self.checkpoint_dir,
                           show_progress=self.show_progress, log_every=self.log_every, split=split,
                           description="prompt-based fine-tuning" if module is None else f"{self.source} prompt")
         with precision:
@@ -740,37 +537,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         if module is not None:
             module.eval()
         self._fitted = True
-        self._prior_cache = None
-        self._demo_prior_key = None
+        self._pipeline = None  # the weights changed: the calibration priors with them
         return self
-
-    def _pass_split(self, encoded: list[Any] | None, scorer: Scorer) -> Any:
-        """The Trainer's ``split``: a batch's examples in consecutive parts of at most ``train_tokens_per_pass``
-        padded tokens (at least one example each), from the encoded rows' lengths; None when there is no limit or
-        the prompts are not encoded once (demonstrations are drawn anew at every step)."""
-        budget = self.train_tokens_per_pass
-        if budget is None:
-            budget = DEFAULT_TRAIN_TOKENS_PER_PASS if scorer.device.type == "cpu" else 0
-        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
-            raise ConfigError(f"train_tokens_per_pass must be a number of tokens >= 0 (0: no limit) or None, got "
-                              f"{budget!r}")
-        lengths = [getattr(row, "length", None) for row in encoded or ()]
-        if not budget or not lengths or None in lengths:
-            return None
-
-        def split(indices: list[int]) -> list[list[int]]:
-            parts: list[list[int]] = [[]]
-            longest = 0
-            for index in indices:
-                wider = max(longest, lengths[index])
-                if parts[-1] and wider * (len(parts[-1]) + 1) > budget:
-                    parts.append([])
-                    wider = lengths[index]
-                parts[-1].append(index)
-                longest = wider
-            return parts
-
-        return split
 
     # -- persistence -------------------------------------------------------------------------------
     def _is_fitted(self) -> bool:
@@ -779,106 +547,14 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write a folder with ``config.json`` (and the model's safetensors weights when they were trained or
         the model was given as an object), atomically; :meth:`load` gives identical predictions."""
-        directory = Path(directory)
-        params = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in ("model", "template", "verbalizer", "tokenizer", "trust_remote_code")}
-        params["content_free"] = list(content_free_inputs(params["content_free"]))  # one string: one input
-        params["shortenable"] = list(params["shortenable"]) if params["shortenable"] is not None else None
-        params["dtype"] = dtype_name(params["dtype"])  # a torch.dtype is saved by its name
-        params["demo_pool"] = None
-        if self._pool() is not None:  # the pool is data: saved in config.json, so load() draws the same demonstrations
-            from ..pipeline.demonstrations import pool_to_json, read_pool
-
-            params["demo_pool"] = pool_to_json(*read_pool(self._pool(), self.template_, self.verbalizer_),
-                                               self.verbalizer_)
-        if not isinstance(params["demo_encoder"], (str, os.PathLike, type(None))):
-            logger.warning("demo_encoder is a Python object and is not saved; pass demo_encoder= to load()")
-            params["demo_encoder"] = None
-        elif params["demo_encoder"] is not None:
-            params["demo_encoder"] = recorded_model_name(params["demo_encoder"])
-        module = self.prompt_
-        if module is not None:  # a continuous prompt: its parameters and options, never the base model's weights
-            params["source_options"] = {k: v for k, v in self._source_config().to_dict().items() if k != "source"}
-            if not isinstance(self.model, (str, os.PathLike)):
-                logger.warning("the base model is saved by its name only (%r); pass model= (and tokenizer=) to load() "
-                               "if that name cannot be loaded", self.model_.name)
-        config = {
-            "format": FORMAT, "version": FORMAT_VERSION,
-            "model": (recorded_model_name(self.model) if isinstance(self.model, (str, os.PathLike))
-                      and not self._is_fitted() else None),
-            "base_model": (recorded_model_name(self.model) if isinstance(self.model, (str, os.PathLike))
-                           else self.model_.name),
-            "template": {"source": self.template_.source, "name": self.template_.name},
-            "verbalizer": self.verbalizer_.to_dict(),
-            "params": params,
-        }
-        if module is not None:
-            config["model"] = config["base_model"]
-            config["prompt"] = {"source": self.source, "file": PROMPT_FILE, "parameters": module.n_parameters()}
-        with atomic_directory(directory, overwrite=overwrite) as tmp:
-            if module is not None:
-                from safetensors.torch import save_file
-
-                save_file(module.prompt_state(), str(tmp / PROMPT_FILE), metadata={"source": self.source})
-            elif config["model"] is None:
-                loaded = self.model_
-                save_model_folder(loaded.model, loaded.tokenizer, tmp / "model")
-            atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-        return directory
+        return save_classifier(self, directory, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, **overrides: Any) -> PromptClassifier:
         """Rebuild a classifier saved by :meth:`save`; ``overrides`` replace saved parameters (e.g. ``device``;
         ``model=`` and ``tokenizer=`` give a continuous prompt a base model object to attach to).
 
-        Loading runs no code from the folder and reads nothing outside it (:mod:`promptlearn.estimators.saved_folders`):
-        ``trust_remote_code`` is only what is passed here; a base model recorded as a local path outside the
-        folder is used only when ``model=`` is passed."""
-        from .saved_folders import open_saved
-
-        folder = open_saved(directory, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier",
-                            schema=_SAVED_SCHEMA, required=("model", "template", "verbalizer", "params"))
-        config = folder.config
-        if "source" not in config["template"]:
-            raise folder.fail("'template'", "lacks its 'source'")
-        source = folder.require(config["template"]["source"], "template.source", (str,))
-        name = folder.require(config["template"].get("name"), "template.name", (str, type(None)))
-        params = folder.params(cls, exclude=("model", "template", "verbalizer", "tokenizer"))
-        for key, types in (("demo_pool", (dict, type(None))), ("source_options", (dict, type(None))),
-                           ("demo_encoder", (str, type(None)))):
-            folder.require(params.get(key), f"params.{key}", types)
-        for key in ("content_free", "shortenable"):
-            if params.get(key) is not None:
-                folder.string_list(params[key], f"params.{key}")
-        if "gguf_file" not in overrides:
-            params["gguf_file"] = folder.file_name(params.get("gguf_file"), "params.gguf_file")
-        model = overrides.pop("model", None)
-        trust = overrides.get("trust_remote_code", False) is True
-        if model is None:
-            if config["model"] is None:  # the trained weights are in the folder (safetensors; no GGUF file)
-                model = folder.model_dir("model", "the model folder", trust_remote_code=trust)
-                params["gguf_file"] = None
-            else:
-                model = folder.model_name(config["model"], "'model'")
-        if isinstance(params.get("demo_encoder"), str) and "demo_encoder" not in overrides:
-            params["demo_encoder"] = folder.model_name(params["demo_encoder"], "params.demo_encoder",
-                                                       parameter="demo_encoder")
-        params.update(overrides)
-        with folder.building():
-            Verbalizer.load(config["verbalizer"], aggregation=params.get("aggregation"))  # checked now, not later
-            template = Template(source, name=name, shortenable=params.get("shortenable"))
-            classifier = cls(model=model, template=template, verbalizer=config["verbalizer"], **params)
-        if params.get("source", "manual") != "manual":
-            from safetensors.torch import load_file
-
-            if not (folder.directory / PROMPT_FILE).is_file():
-                raise PromptlearnError(f"{folder.directory} holds a {params['source']!r} prompt but not its "
-                                       f"parameters ({PROMPT_FILE}); save it again")
-            path = folder.inside(PROMPT_FILE, f"the prompt's parameters ({PROMPT_FILE})")
-            try:
-                classifier._pending_prompt_state = load_file(str(path))
-            except Exception as exc:  # safetensors raises its own error types for a damaged file
-                raise folder.fail(f"the prompt's parameters ({PROMPT_FILE})",
-                                  f"cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                                  ) from None
-        return classifier
+        Loading runs no code from the folder and reads nothing outside it
+        (:mod:`promptlearn.estimators.saved_folders`): ``trust_remote_code`` is only what is passed here; a base
+        model recorded as a local path outside the folder is used only when ``model=`` is passed."""
+        return load_classifier(cls, directory, **overrides)

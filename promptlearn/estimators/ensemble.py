@@ -2,7 +2,8 @@
 
 Members are classifiers with ``predict_proba`` and ``classes_`` -- usually :class:`PromptClassifier` objects
 that differ in template, verbalizer or model, zero-shot or trained -- and they must share their classes (same
-names, same order). Their class log-probabilities are combined in memory (no logit files on disk):
+names, same order). Their class log-probabilities are combined in memory (no logit files on disk;
+:mod:`.combination`):
 
 * ``mean``: the mean of the members' probabilities;
 * ``log_mean``: the mean of their log-probabilities, renormalised (PET's unweighted ``mean`` of logits);
@@ -59,71 +60,18 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from ..io.artifacts import atomic_directory, atomic_write_text
-from ..core.calibration import contextual_calibration, log_normalize
+from ..core.calibration import contextual_calibration
 from ..core.errors import ConfigError, DataError, PromptlearnError, UnknownLabelError
 from ..core.verbalizer import is_int
+from .combination import COMBINE_RULES, combine_log_probs, combine_predictions
+from .members import common_classes, describe_member, member_classes
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "promptlearn.PromptEnsemble"
 FORMAT_VERSION = 1
-COMBINE_RULES = ("mean", "log_mean", "weighted", "vote")
 WEIGHT_SOURCES = ("train", "dev")
 _LOG_FLOOR = float(np.log(np.finfo(np.float64).tiny))  # a member's probability 0 counts as the tiniest float
-
-
-# -- the combination rules ---------------------------------------------------------------------------------
-def _weights_or_uniform(weights: Any, n_members: int) -> np.ndarray:
-    if weights is None:
-        return np.full(n_members, 1.0 / n_members)
-    weights = np.asarray(weights, dtype=np.float64)
-    if weights.shape != (n_members,) or not np.isfinite(weights).all() or (weights < 0).any():
-        raise ConfigError(f"weights must be {n_members} finite non-negative numbers, got {weights.tolist()}")
-    if weights.sum() <= 0:
-        logger.warning("every member's weight is 0 (no member classified any example correctly); using equal weights")
-        return np.full(n_members, 1.0 / n_members)
-    return weights / weights.sum()
-
-
-def _votes(log_probs: np.ndarray) -> np.ndarray:
-    """Votes per class ``[N, C]``: each member votes for its most probable class (the first one on a tie)."""
-    n_classes = log_probs.shape[2]
-    return np.eye(n_classes)[log_probs.argmax(axis=2)].sum(axis=0)
-
-
-def combine_log_probs(log_probs: Any, combine: str = "mean", weights: Any = None) -> np.ndarray:
-    """The ensemble's class log-probabilities ``[N, C]`` from the members' ``[M, N, C]``.
-
-    ``mean``: log of the mean probability; ``log_mean``: the mean log-probability, renormalised; ``weighted``:
-    the ``weights``-weighted mean log-probability, renormalised; ``vote``: log of the vote shares (``-inf`` for a
-    class nobody voted for). ``weights`` (one per member) are used by ``weighted`` only.
-    """
-    log_probs = np.asarray(log_probs, dtype=np.float64)
-    if log_probs.ndim != 3 or log_probs.shape[0] == 0:
-        raise ConfigError(f"expected member log-probabilities [members, examples, classes], got {log_probs.shape}")
-    n_members = log_probs.shape[0]
-    if combine == "mean":
-        with np.errstate(divide="ignore"):
-            return np.log(np.exp(log_probs).mean(axis=0))
-    if combine == "log_mean":
-        return log_normalize(log_probs.mean(axis=0))
-    if combine == "weighted":
-        return log_normalize(np.tensordot(_weights_or_uniform(weights, n_members), log_probs, axes=1))
-    if combine == "vote":
-        with np.errstate(divide="ignore"):
-            return np.log(_votes(log_probs) / n_members)
-    raise ConfigError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
-
-
-def combine_predictions(log_probs: Any, combine: str = "mean", weights: Any = None) -> np.ndarray:
-    """The ensemble's predicted class indices ``[N]``: the most probable class of :func:`combine_log_probs`;
-    for ``vote`` the most voted class, ties broken by the mean probability over the members (then class order)."""
-    log_probs = np.asarray(log_probs, dtype=np.float64)
-    if combine != "vote":
-        return combine_log_probs(log_probs, combine, weights).argmax(axis=1)
-    votes = _votes(log_probs)
-    mean_probs = np.exp(log_probs).mean(axis=0)
-    return np.where(votes == votes.max(axis=1, keepdims=True), mean_probs, -np.inf).argmax(axis=1)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -176,48 +124,12 @@ def label_indices(labels: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-def _describe(member: Any, position: int) -> str:
-    template = getattr(member, "template", None)
-    what = f" with template {template!r}" if isinstance(template, str) and len(template) < 80 else ""
-    return f"member {position} ({type(member).__name__}{what})"
-
-
-def _member_classes(member: Any) -> list[str] | None:
-    try:
-        classes = member.classes_
-    except AttributeError:  # e.g. an unfitted FineTuneClassifier: its classes come from its training labels
-        return None
-    return None if classes is None else [str(c) for c in classes]
-
-
-def common_classes(members: Sequence[Any], *, required: bool = True) -> list[str] | None:
-    """The classes every member shares (same names, same order); a clear error where they differ."""
-    first: tuple[int, list[str]] | None = None
-    for position, member in enumerate(members):
-        classes = _member_classes(member)
-        if classes is None:
-            continue
-        if first is None:
-            first = (position, classes)
-        elif classes != first[1]:
-            other = _describe(members[first[0]], first[0])
-            raise PromptlearnError(
-                f"{_describe(member, position)} has the classes {classes}, but {other} "
-                f"has {first[1]}; every member of an ensemble needs the same classes in the same order (give the "
-                "verbalizers the same class names, in the same order)")
-    if first is None:
-        if required:
-            raise PromptlearnError("no member of the ensemble knows its classes yet; fit the members first "
-                                   "(or use PromptClassifiers, whose verbalizer names the classes)")
-        return None
-    return first[1]
-
-
 def saved_class(directory: str | os.PathLike) -> type:
     """The class of a saved promptlearn classifier folder (PromptClassifier, PromptEnsemble,
     FineTuneClassifier, ProbeClassifier), read from the ``format`` in its ``config.json``."""
-    from .baselines import FINETUNE_FORMAT, PROBE_FORMAT, FineTuneClassifier, ProbeClassifier
-    from .classifier import FORMAT as PROMPT_FORMAT
+    from .finetune import FINETUNE_FORMAT, FineTuneClassifier
+    from .probe import PROBE_FORMAT, ProbeClassifier
+    from .saved_classifier import FORMAT as PROMPT_FORMAT
     from .classifier import PromptClassifier
 
     classes = {PROMPT_FORMAT: PromptClassifier, FORMAT: PromptEnsemble, FINETUNE_FORMAT: FineTuneClassifier,
@@ -332,12 +244,12 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
             with np.errstate(divide="ignore"):
                 log_probs = np.log(np.asarray(member.predict_proba(X), dtype=np.float64))
         if log_probs.shape != (len(X), n_classes):
-            raise PromptlearnError(f"{_describe(member, position)} returned probabilities of shape {log_probs.shape}, "
-                                   f"expected {(len(X), n_classes)}")
+            raise PromptlearnError(f"{describe_member(member, position)} returned probabilities of shape "
+                                   f"{log_probs.shape}, expected {(len(X), n_classes)}")
         if self.calibrate_members and not getattr(member, "calibrate", False):
             prior = getattr(member, "content_free_prior", None)
             if not callable(prior):
-                raise ConfigError(f"calibrate_members=True, but {_describe(member, position)} has no prompt to "
+                raise ConfigError(f"calibrate_members=True, but {describe_member(member, position)} has no prompt to "
                                   "calibrate (no content_free_prior)")
             log_probs = contextual_calibration(log_probs, prior())
         return np.maximum(log_probs, _LOG_FLOOR)
@@ -350,7 +262,8 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
 
     def member_log_proba(self, X: Any) -> np.ndarray:
         """Every member's class log-probabilities ``[n_members, n_examples, n_classes]`` (calibrated when
-        ``calibrate_members``): combine them with :func:`combine_log_probs` to compare rules in one pass."""
+        ``calibrate_members``): combine them with :func:`~promptlearn.estimators.combination.combine_log_probs` to
+        compare rules in one pass."""
         return self._stack(self._active(), _as_list(X))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
@@ -442,7 +355,7 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
                 weights = self._accuracies(members, source[0], label_indices(source[1], classes))
         for position, member in enumerate(members):
             if self._trains(member) and X:
-                logger.info("training %s", _describe(member, position))
+                logger.info("training %s", describe_member(member, position))
                 self._fit_member(member, X, names, unlabeled, dev)
         classes = common_classes(members)
         if weights is None:
@@ -560,7 +473,7 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
                 member = clone(self.members[i]) if self._trains(self.members[i]) else kept[i]
                 if self._trains(member):
                     logger.info("iPET generation %d: training %s on %d examples", generation,
-                                _describe(member, i), len(train_x))
+                                describe_member(member, i), len(train_x))
                     self._fit_member(member, train_x, train_y, unlabeled_arg, dev)
                 members.append(member)
             common_classes(members)
@@ -595,14 +508,14 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
         options: dict[str, Any] = {}
         if "classes" in accepted:
             options["classes"] = classes
-        elif _member_classes(student) not in (None, classes):
-            raise PromptlearnError(f"the student's classes {_member_classes(student)} differ from the ensemble's "
+        elif member_classes(student) not in (None, classes):
+            raise PromptlearnError(f"the student's classes {member_classes(student)} differ from the ensemble's "
                                    f"{classes}; give it a verbalizer with the same classes, in the same order")
         if dev is not None and "dev" in accepted:
             options["dev"] = dev
         student.fit(examples, targets, **options)
-        if _member_classes(student) != classes:
-            raise PromptlearnError(f"the distilled student has the classes {_member_classes(student)}, not the "
+        if member_classes(student) != classes:
+            raise PromptlearnError(f"the distilled student has the classes {member_classes(student)}, not the "
                                    f"ensemble's {classes}")
         self.distillation_targets_ = targets
         return student
@@ -615,7 +528,7 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
         members = self._active()
         for position, member in enumerate(members):
             if not callable(getattr(member, "save", None)):
-                raise PromptlearnError(f"{_describe(member, position)} cannot be saved (it has no save method)")
+                raise PromptlearnError(f"{describe_member(member, position)} cannot be saved (it has no save method)")
         fitted = getattr(self, "members_", None) is not None
         params = {k: v for k, v in self.get_params(deep=False).items() if k != "members"}
         weights = getattr(self, "weights_", None)

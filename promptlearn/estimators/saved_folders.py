@@ -30,8 +30,9 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from ..io.artifacts import recover_directory
 from ..core.errors import PromptlearnError, SavedFolderError, UnsafeFolderError
+from ..io.artifacts import recover_directory
+from ..models.loader import short_names
 
 # A hub repository id: "name" or "owner/name" (the characters the hub allows, no "..", no "--" tricks needed).
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
@@ -52,12 +53,6 @@ def _is_type(value: Any, types: tuple[type, ...]) -> bool:
     if isinstance(value, int) and not isinstance(value, bool) and float in types:
         return True
     return isinstance(value, types)
-
-
-def short_names() -> set[str]:
-    from ..models.loader import _short_names
-
-    return set(_short_names())
 
 
 def is_model_name(name: str) -> bool:
@@ -302,3 +297,11 @@ def open_saved(directory: str | os.PathLike, *, fmt: str, version: int, what: st
     """Open a saved folder for loading (see the module's docstring): finish an interrupted save, read and check
     ``config.json`` (format, version, required keys, their JSON types)."""
     return SavedFolder(directory, fmt=fmt, version=version, what=what, schema=schema or {}, required=required)
+
+
+def read_config(directory: str | os.PathLike, *, fmt: str, version: int, what: str,
+                required: tuple[str, ...]) -> dict[str, Any]:
+    """``config.json`` of a saved folder, checked (kept for callers of earlier versions): loaders use
+    :func:`open_saved`, which also resolves what the folder names without leaving it."""
+    return open_saved(directory, fmt=fmt, version=version, what=what, schema={"params": (dict,)},
+                      required=(*required, "params")).config

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterator, TextIO
 from ..core.errors import PromptlearnError
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's file-mode creation mask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -72,7 +73,8 @@ def _temporary_prefix(target: Path) -> str:
     return f".{target.name}.tmp-{socket.gethostname()}-{os.getpid()}-"
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether the process ``pid`` of this host is running (another user's process counts as running)."""
     if pid == os.getpid():
         return True
     try:
@@ -89,7 +91,7 @@ def _remove_dead_temporaries(target: Path) -> None:
     prefix = f".{target.name}.tmp-{socket.gethostname()}-"
     for candidate in target.parent.glob(f"{glob.escape(prefix)}*"):
         pid = candidate.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(candidate, ignore_errors=True)
 
 
@@ -136,7 +138,7 @@ def atomic_write_path(target: str | os.PathLike, write: Callable[[str], Any],
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
-        os.chmod(tmp, 0o666 & ~_umask())  # the permissions of a plain open(), not mkstemp's private 0600
+        os.chmod(tmp, 0o666 & ~current_umask())  # the permissions of a plain open(), not mkstemp's private 0600
     except OSError as exc:
         raise error(f"cannot write {target}: {exc.strerror or exc}") from None
     try:
@@ -177,7 +179,7 @@ class atomic_directory:
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(self.target), dir=self.target.parent))
-            os.chmod(self.tmp, 0o777 & ~_umask())  # not mkdtemp's private 0700
+            os.chmod(self.tmp, 0o777 & ~current_umask())  # not mkdtemp's private 0700
         except OSError as exc:
             raise PromptlearnError(f"cannot create {self.target}: {exc.strerror or exc}") from None
         return self.tmp
@@ -222,12 +224,3 @@ def save_model_folder(model: Any, tokenizer: Any, folder: str | os.PathLike) -> 
                 config.quantization_config = saved_config
     tokenizer.save_pretrained(folder)
 
-
-def read_config(directory: str | os.PathLike, *, fmt: str, version: int, what: str,
-                required: tuple[str, ...]) -> dict[str, Any]:
-    """``config.json`` of a saved folder, checked (kept for callers of earlier versions): loaders use
-    :func:`promptlearn.estimators.saved_folders.open_saved`, which also resolves what the folder names without leaving it."""
-    from ..estimators.saved_folders import open_saved
-
-    return open_saved(directory, fmt=fmt, version=version, what=what, schema={"params": (dict,)},
-                      required=(*required, "params")).config

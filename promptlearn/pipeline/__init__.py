@@ -1,0 +1,1 @@
+"""One prediction's flow (PromptPipeline), demonstrations, the training objective and the Trainer."""

@@ -73,7 +73,7 @@ def read_pool(pool: Any, template: Template, verbalizer: Verbalizer) -> tuple[li
     ``pool`` is ``(X, y)`` (X: strings, dicts, a DataFrame or a ``datasets.Dataset``; y: class names or
     indices) or a dict ``{"examples": [...], "labels": [...]}`` as :func:`pool_to_json` writes it.
     """
-    from ..estimators.classifier import as_examples
+    from ..core.inputs import as_examples
 
     if isinstance(pool, Mapping):
         if "examples" not in pool or "labels" not in pool:
@@ -176,8 +176,9 @@ def assemble(query: Prompt, demonstrations: Sequence[Sequence[Segment]], *, demo
 # -- similarity -------------------------------------------------------------------------------------------
 class SentenceEncoder:
     """Sentence embeddings for ``similar`` selection: the mean-pooled last hidden states of an encoder
-    (``minilm``, all-MiniLM-L6-v2, by default), computed by :class:`~promptlearn.ProbeClassifier`'s feature
-    extraction. Loaded on first use. Any callable ``texts -> array [n, d]`` can stand in for it."""
+    (``minilm``, all-MiniLM-L6-v2, by default), computed by :class:`~promptlearn.models.encoder.FrozenEncoder`
+    (the features :class:`~promptlearn.ProbeClassifier` classifies). Loaded on first use. Any callable
+    ``texts -> array [n, d]`` can stand in for it."""
 
     def __init__(self, model: Any = "minilm", *, device: str | None = None, batch_size: int = 32,
                  max_length: int = 256) -> None:
@@ -185,19 +186,17 @@ class SentenceEncoder:
         self.device = device
         self.batch_size = batch_size
         self.max_length = max_length
-        self._probe: Any = None
+        self._encoder: Any = None
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        from ..estimators.baselines import ProbeClassifier
+        from ..models.encoder import FrozenEncoder
 
-        if self._probe is None:
-            probe = ProbeClassifier(self.model, pooling="mean", max_length=self.max_length,
-                                    batch_size=self.batch_size, device=self.device, show_progress=False)
-            probe.encoder_, probe.tokenizer_, probe._device = probe._load_encoder()
-            self._probe = probe
+        if self._encoder is None:
+            self._encoder = FrozenEncoder.load(self.model, device=self.device)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return self._probe._features([list(texts)]).cpu().numpy()
+        return self._encoder.features([list(texts)], pooling="mean", max_length=self.max_length,
+                                      batch_size=self.batch_size, show_progress=False).cpu().numpy()
 
 
 def make_encoder(spec: Any, device: str | None = None) -> Callable[[Sequence[str]], np.ndarray]:

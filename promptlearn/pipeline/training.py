@@ -16,14 +16,13 @@ third, then a line with the step, loss, learning rate, examples/s, elapsed time 
 steps or ``log_seconds`` seconds, whichever comes first. A tqdm bar shows on a terminal (``show_progress``).
 With a checkpoint folder, Ctrl-C (SIGINT) and SIGTERM save a checkpoint of the last finished step before
 training stops (:class:`TrainingInterrupted`), and checkpoints are also written every ``checkpoint_every``
-steps and ``checkpoint_seconds`` seconds.
+steps and ``checkpoint_seconds`` seconds. The progress lines are :mod:`.progress`'s, the checkpoint's format
+and its writing and reading :mod:`.checkpoints`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import math
 import signal
@@ -31,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..io.artifacts import atomic_directory, atomic_write_text, recover_directory
 from ..core.errors import ConfigError, TrainingError
+from .checkpoints import CHECKPOINT_NAME, CURRENT_WEIGHTS, Checkpointing, RunState, TrainingResult
+from .progress import Progress
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_NAME = "checkpoint"
 
 
 @dataclass
@@ -86,37 +84,9 @@ class TrainingConfig:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
-#: TrainingConfig fields that only say when checkpoints are written: a checkpoint resumes whatever their values.
-_CHECKPOINT_SCHEDULE = ("checkpoint_every", "checkpoint_seconds")
-
-
-def _result_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A saved or current config without the fields that do not change the result (compared on resume)."""
-    return {k: v for k, v in config.items() if k not in _CHECKPOINT_SCHEDULE}
-
-
-@dataclass
-class TrainingResult:
-    """What a run did: steps taken, the selected step and its dev metric, and the loss/metric history."""
-
-    steps: int
-    best_step: int | None = None
-    best_metric: float | None = None
-    stopped_early: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
 def step_seed(seed: int, step: int) -> int:
     """A distinct torch seed for every (run seed, step) pair, so a resumed run draws the same dropout/masks."""
     return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def fingerprint(model: torch.nn.Module) -> str:
-    """A short hash of the model's class and parameter names and shapes (checkpoints must match it)."""
-    digest = hashlib.sha256(type(model).__name__.encode())
-    for name, parameter in model.named_parameters():
-        digest.update(f"{name}:{tuple(parameter.shape)};".encode())
-    return digest.hexdigest()[:16]
 
 
 def _distributed() -> Any:
@@ -129,23 +99,6 @@ def plan_steps(config: TrainingConfig, n_examples: int) -> int:
     """The optimizer steps a run of ``config`` on ``n_examples`` takes (before any early stopping)."""
     per_step = config.batch_size * config.gradient_accumulation_steps
     return config.max_steps or max(1, math.ceil(config.epochs * n_examples / per_step))
-
-
-def format_duration(seconds: float) -> str:
-    """``h:mm:ss`` (or ``m:ss`` under an hour) for a progress line."""
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def rough_duration(seconds: float) -> str:
-    """``~40 s``, ``~17 min`` or ``~2.5 h``: a time estimate as a person says it."""
-    if seconds < 90:
-        return f"~{max(1, round(seconds))} s"
-    if seconds < 90 * 60:
-        return f"~{round(seconds / 60)} min"
-    return f"~{seconds / 3600:.1f} h"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -183,97 +136,12 @@ class TrainingInterrupted(KeyboardInterrupt):
         return f"training interrupted ({self.signal_name}){where}{saved}"
 
 
-class _Progress:
-    """Progress through :mod:`logging` (logger ``promptlearn.pipeline.training``, INFO): the plan before the first step,
-    a time estimate after the first :data:`ESTIMATE_AFTER` steps, then a line (step, loss, learning rate,
-    examples/s, elapsed time, ETA) every ``every`` steps or ``seconds`` seconds, whichever comes first, and at
-    the last step. Only the main process logs."""
-
-    ESTIMATE_AFTER = 3
-
-    def __init__(self, trainer: Trainer, start_step: int, every: int | None, seconds: float | None,
-                 enabled: bool) -> None:
-        self.trainer = trainer
-        self.total = trainer.total_steps
-        self.start_step = start_step
-        self.every = every
-        self.seconds = seconds
-        self.enabled = enabled and logger.isEnabledFor(logging.INFO)
-        self.start = self.last_time = time.monotonic()
-        self.first_step_time: float | None = None
-        self.last_step = start_step
-        self.losses: list[float] = []
-        self.examples = 0
-
-    def plan(self) -> None:
-        if not self.enabled:
-            return
-        trainer, config = self.trainer, self.trainer.config
-        batches = math.ceil(trainer.n_examples / config.batch_size)
-        shape = (f"{config.epochs:g} epochs" if not config.max_steps
-                 else f"max_steps; {self.total * config.gradient_accumulation_steps / batches:.4g} epochs")
-        per_step = (f", {config.gradient_accumulation_steps} per step" if config.gradient_accumulation_steps > 1
-                    else "")
-        logger.info("%s: %d steps (%s x %d batches of %d%s; %d examples)", trainer.description, self.total, shape,
-                    batches, config.batch_size, per_step, trainer.n_examples)
-
-    def update(self, step: int, loss: float, learning_rate: float, examples: int, dev: float | None) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        self.losses.append(loss)
-        self.examples += examples
-        done = step - self.start_step
-        if done == 1:
-            self.first_step_time = now
-        if done == self.ESTIMATE_AFTER and self.total - step > 0:
-            # from the steps after the first (which pays for warm-up allocations) where there are some
-            per_step = ((now - self.first_step_time) / (done - 1) if self.first_step_time is not None and done > 1
-                        else (now - self.start) / done)
-            remaining = self.total - self.start_step
-            logger.info("%s: estimate %s for %s%d steps (%.2f s per step; evaluations and checkpoints take extra)",
-                        self.trainer.description, rough_duration(per_step * remaining),
-                        "the remaining " if self.start_step else "", remaining, per_step)
-        due = (done == 1 or step == self.total or dev is not None
-               or (self.every is not None and step % self.every == 0)
-               or (self.seconds is not None and now - self.last_time >= self.seconds))
-        if not due:
-            return
-        elapsed = now - self.start
-        rate = self.examples / max(now - self.last_time, 1e-9)
-        eta = (self.total - step) * elapsed / max(done, 1)
-        line = (f"{self.trainer.description}: step {step}/{self.total}  loss {sum(self.losses) / len(self.losses):.4f}"
-                f"  lr {learning_rate:.3g}  {rate:.3g} examples/s  elapsed {format_duration(elapsed)}"
-                f"  ETA {format_duration(eta)}")
-        if dev is not None:
-            line += f"  dev {dev:.4f}"
-        logger.info("%s", line)
-        self.last_time, self.last_step, self.losses, self.examples = now, step, [], 0
-
-
-#: ``_Run.best`` when the best weights are the current ones: copied only once a later step is about to change them,
-#: so a run evaluated only at its last step (the default) never holds a second copy of the weights.
-_CURRENT = "current"
-
-
-@dataclass
-class _Run:
-    """The state of a run that a checkpoint holds: the result so far, the best weights (a copy, :data:`_CURRENT`
-    or None), the evaluations without gain, and ``pending``: the record of a finished step whose evaluation and
-    bookkeeping have not run yet (an interruption came in between; a resumed run does them first)."""
-
-    result: TrainingResult
-    best: dict[str, torch.Tensor] | str | None = None
-    waited: int = 0
-    pending: dict[str, float] | None = None
-
-
-class Trainer:
+class Trainer(Checkpointing):
     """Runs :class:`TrainingConfig` on ``model``'s trainable parameters with ``loss_fn(indices) -> loss``.
 
-    Progress goes to :mod:`logging` (logger ``promptlearn.pipeline.training``, INFO; see :class:`_Progress`): a line every
-    ``log_every`` steps or ``log_seconds`` seconds, whichever comes first (None: no such limit), plus a tqdm bar
-    where ``show_progress`` is True (None: when stderr is a terminal).
+    Progress goes to :mod:`logging` (logger ``promptlearn.pipeline.training``, INFO; see
+    :class:`.progress.Progress`): a line every ``log_every`` steps or ``log_seconds`` seconds, whichever comes first
+    (None: no such limit), plus a tqdm bar where ``show_progress`` is True (None: when stderr is a terminal).
 
     With a ``checkpoint_dir``, Ctrl-C (SIGINT) and SIGTERM during :meth:`train` save a checkpoint of the last
     finished step and raise :class:`TrainingInterrupted` (``handle_signals=False`` leaves the signals alone). A
@@ -380,7 +248,7 @@ class Trainer:
         """Run (or, with ``resume``, continue from the checkpoint) to the last step or early stopping; the best
         dev weights are loaded at the end where there was an evaluation. Raises :class:`TrainingInterrupted`
         after saving a checkpoint when Ctrl-C or SIGTERM arrives (see the class docstring)."""
-        run = _Run(TrainingResult(steps=0))
+        run = RunState(TrainingResult(steps=0))
         if resume:
             loaded = self._load_checkpoint()
             if loaded is not None:
@@ -390,7 +258,7 @@ class Trainer:
                     logger.info("resumed from %s at step %d", self.checkpoint_dir, run.result.steps)
         show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
         show = show and self.state.is_main_process
-        progress = _Progress(self, run.result.steps, self.log_every, self.log_seconds, self.state.is_main_process)
+        progress = Progress(self, run.result.steps, self.log_every, self.log_seconds, self.state.is_main_process)
         progress.plan()
         self._last_checkpoint_time = time.monotonic()
         was_training = self.model.training
@@ -418,11 +286,11 @@ class Trainer:
             self._load_weights(run.best)
         return run.result
 
-    def _step(self, run: _Run) -> tuple[float, int]:
+    def _step(self, run: RunState) -> tuple[float, int]:
         """One optimizer step; leaves its record in ``run.pending``. Returns the step's learning rate and examples."""
         config = self.config
         step = run.result.steps
-        if run.best == _CURRENT:  # this step changes the best weights: keep a copy first
+        if run.best == CURRENT_WEIGHTS:  # this step changes the best weights: keep a copy first
             run.best = self._copy_weights()
         torch.manual_seed(step_seed(config.seed, step))
         loss_value = 0.0
@@ -458,7 +326,7 @@ class Trainer:
             run.pending = {"step": run.result.steps, "loss": round(loss_value, 6)}
         return learning_rate, examples
 
-    def _finish_step(self, run: _Run, bar: Any, progress: _Progress, learning_rate: float, examples: int) -> None:
+    def _finish_step(self, run: RunState, bar: Any, progress: Progress, learning_rate: float, examples: int) -> None:
         """The step's evaluation (when due; an interruption here is saved as pending), its record, and progress."""
         record = dict(run.pending or {})
         result, metric = run.result, None
@@ -469,7 +337,7 @@ class Trainer:
                 record["dev"] = metric
                 if result.best_metric is None or metric > result.best_metric:
                     result.best_metric, result.best_step = metric, result.steps
-                    run.best = _CURRENT
+                    run.best = CURRENT_WEIGHTS
                     run.waited = 0
                 else:
                     run.waited += 1
@@ -482,7 +350,7 @@ class Trainer:
         if examples:
             progress.update(result.steps, record["loss"], learning_rate, examples, metric)
 
-    def _checkpoint_if_due(self, run: _Run) -> None:
+    def _checkpoint_if_due(self, run: RunState) -> None:
         if self.checkpoint_dir is None:
             return
         steps, config = run.result.steps, self.config
@@ -561,7 +429,7 @@ class Trainer:
             signum, self._stop_signal = self._stop_signal, None
             raise TrainingInterrupted(signum)
 
-    def _interrupted(self, run: _Run, exc: TrainingInterrupted) -> None:
+    def _interrupted(self, run: RunState, exc: TrainingInterrupted) -> None:
         """Save the checkpoint of the last finished step (if not saved already) and fill in ``exc``."""
         exc.step, exc.total = run.result.steps, self.total_steps
         if self.checkpoint_dir is None or not self.state.is_main_process or run.result.steps == 0:
@@ -572,78 +440,6 @@ class Trainer:
                            "it)", self.description, exc.signal_name, run.result.steps, self.total_steps)
             self._save_checkpoint(run)
         exc.checkpoint = folder
-
-    # -- checkpoints ----------------------------------------------------------------------------
-    def _save_checkpoint(self, run: _Run) -> None:
-        from safetensors.torch import save_file
-
-        self._last_checkpoint_time = time.monotonic()
-        if not self.state.is_main_process:
-            return
-        target = self.checkpoint_dir / CHECKPOINT_NAME  # type: ignore[operator]
-        with self._deferred_signals():  # a signal waits until the checkpoint is complete
-            with atomic_directory(target, overwrite=True) as tmp:
-                save_file({n: p.detach().cpu().contiguous() for n, p in self.parameters.items()},
-                          str(tmp / "weights.safetensors"))
-                if isinstance(run.best, dict):
-                    save_file({n: t.contiguous() for n, t in run.best.items()}, str(tmp / "best.safetensors"))
-                torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
-                           tmp / "optimizer.pt")
-                atomic_write_text(tmp / "trainer_state.json", json.dumps({
-                    "fingerprint": fingerprint(self.model), "config": asdict(self.config),
-                    "n_examples": self.n_examples, "total_steps": self.total_steps, "result": asdict(run.result),
-                    "evaluations_without_gain": run.waited, "pending": run.pending,
-                    "best": "weights" if run.best == _CURRENT else "best.safetensors" if run.best is not None else None,
-                }, indent=2) + "\n")
-            self._saved = (run.result.steps, run.pending is not None)
-            self._last_checkpoint_time = time.monotonic()
-
-    def _load_checkpoint(self) -> _Run | None:
-        from safetensors.torch import load_file
-
-        if self.checkpoint_dir is None:
-            raise ConfigError("resume=True needs a checkpoint folder")
-        folder = self.checkpoint_dir / CHECKPOINT_NAME
-        if self.state.is_main_process:  # the others read the checkpoint only once it is recovered
-            recover_directory(folder)
-        if self.state.num_processes > 1:
-            from ..models.distributed import barrier
-
-            barrier()
-        if not folder.is_dir():
-            logger.info("no checkpoint in %s; starting from scratch", self.checkpoint_dir)
-            return None
-        try:
-            saved = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise TrainingError(f"cannot read the checkpoint in {folder}: {exc}") from None
-        if saved.get("fingerprint") != fingerprint(self.model):
-            raise TrainingError(f"the checkpoint in {folder} was written for another model (or other trainable "
-                                "parameters); use a new output folder or the same model and options")
-        if (_result_config(saved["config"]) != _result_config(asdict(self.config))
-                or saved["n_examples"] != self.n_examples):
-            raise TrainingError(f"the checkpoint in {folder} was written with other hyper-parameters or data; "
-                                "resume with the same settings, or start a new run")
-        self._load_weights(load_file(str(folder / "weights.safetensors")))
-        states = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
-        self.optimizer.load_state_dict(states["optimizer"])
-        self.scheduler.load_state_dict(states["scheduler"])
-        del states
-        best: dict[str, torch.Tensor] | str | None = None
-        if saved.get("best") == "weights":  # the best weights were the checkpoint's own
-            best = _CURRENT
-        elif (folder / "best.safetensors").exists():
-            best = load_file(str(folder / "best.safetensors"))
-        return _Run(TrainingResult(**saved["result"]), best, int(saved["evaluations_without_gain"]),
-                    saved.get("pending"))
-
-    def _copy_weights(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach().cpu().clone() for n, p in self.parameters.items()}
-
-    def _load_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for name, parameter in self.parameters.items():
-                parameter.copy_(weights[name].to(parameter.device))
 
 
 class _Handlers:

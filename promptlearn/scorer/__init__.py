@@ -30,9 +30,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import ConfigError
-from .base import (AFTER_MASK_MODES, MULTI_TOKEN_MODES, Scorer, _Piece, _vocabulary_size, aggregate_word_scores,
+from .base import (AFTER_MASK_MODES, MULTI_TOKEN_MODES, Scorer, _vocabulary_size, aggregate_word_scores,
                    aggregate_words, default_max_length)
 from .causal import CausalLMScorer
+from .encoding import _Piece
 from .masked import MaskedLMScorer
 
 __all__ = ["AFTER_MASK_MODES", "MULTI_TOKEN_MODES", "CausalLMScorer", "MaskedLMScorer", "Scorer",

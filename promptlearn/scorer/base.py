@@ -1,5 +1,5 @@
-"""What both scorers share: tokenisation with mask-safe truncation, label-word ids, batching ordered by
-length, and the class-score readouts (see the package docstring)."""
+"""What both scorers share: tokenisation with mask-safe truncation (:mod:`.encoding`), label-word ids, batching
+ordered by length, and the class-score readouts (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -10,40 +10,23 @@ import sys
 import threading
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core.errors import ConfigError, DemonstrationTooLongError, TemplateError, TruncationError, VerbalizerError
-from ..core.template import Prompt, Segment
+from ..core.errors import ConfigError, VerbalizerError
+from ..core.template import Prompt
 from ..core.verbalizer import Verbalizer
-from .guards import check_distinct_label_words, special_token_breaker
+from .encoding import RowEncoding, _checked_backend, _source_of
+from .guards import check_distinct_label_words
 from .position_head import _PositionHead
 
 MULTI_TOKEN_MODES = ("parallel", "left_to_right")
 AFTER_MASK_MODES = ("drop", "score")
 # Models whose position ids start after the padding index, so two positions are unusable.
 _POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer"}
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """A piece of model input text; ``shortenable`` pieces may be cut from the end to fit the window.
-
-    ``demo``: the pool index of the in-context demonstration the piece belongs to (None: the example's own).
-    ``soft``: a soft slot of that many vectors (``text`` is empty), starting at vector ``slot`` of the prompt;
-    ``source``: the prompt (index in the scorer's :class:`~promptlearn.tuning.PromptSet`) the row uses.
-    """
-
-    text: str
-    shortenable: bool = False
-    demo: int | None = None
-    soft: int = 0
-    slot: int = 0
-    source: int = 0
 
 
 def default_max_length(model: Any, tokenizer: Any) -> int:
@@ -85,24 +68,7 @@ def _flat_words(verbalizer: Verbalizer) -> list[str]:
     return [word for class_words in verbalizer.words for word in class_words]
 
 
-def _source_of(prompt: Prompt) -> int:
-    """The index of the continuous prompt a rendered prompt uses (a :class:`~promptlearn.PromptBank` sets it)."""
-    return int(getattr(prompt, "source", 0) or 0)
-
-
-def _soft_offset(prompt: Prompt, segment: Segment) -> int:
-    """The index of ``segment``'s first soft vector: soft slots are numbered in template order, and every
-    in-context demonstration numbers its own from 0 (it repeats the template's slots)."""
-    offset = 0
-    for other in prompt.segments:
-        if other is segment:
-            return offset
-        if other.kind == "soft" and other.demo == segment.demo:
-            offset += other.n_soft
-    raise AssertionError("segment not in its prompt")
-
-
-class Scorer:
+class Scorer(RowEncoding):
     """Common machinery of the masked- and causal-LM scorers.
 
     ``prompt_source``: a :class:`~promptlearn.tuning.PromptSet` of continuous prompts (soft slots, deep
@@ -339,191 +305,6 @@ class Scorer:
             return stripped, separator
         return ".", separator
 
-    # -- tokenisation with truncation ----------------------------------------------------------
-    def _pieces(self, segments: Sequence[Segment], prompt: Prompt) -> list[_Piece]:
-        pieces = []
-        source = _source_of(prompt)
-        for segment in segments:
-            if segment.kind == "soft":
-                if self.prompt_source is None:
-                    raise TemplateError("the template has [SOFT] slots; they need a soft-prompt source "
-                                        "(source='soft' or 'ptuning'), not a manual one")
-                pieces.append(_Piece("", False, segment.demo, segment.n_soft, _soft_offset(prompt, segment), source))
-                continue
-            if segment.kind == "mask":
-                raise AssertionError("mask segments are placed by the scorer")
-            text = segment.text
-            if segment.kind == "field":
-                text = self._clean_field(text)
-            pieces.append(_Piece(text, prompt.is_shortenable(segment), segment.demo, source=source))
-        return pieces
-
-    def _clean_field(self, text: str) -> str:
-        """Example text as the model may read it: special-token strings (``[SEP]``, ``<|im_start|>``, ...) are
-        broken so they stay plain text and cannot act as control tokens (:mod:`.guards`)."""
-        breaker = self.__dict__.get("_special_breaker")
-        if breaker is None:  # built once per scorer (racing threads build the same function)
-            breaker = self._special_breaker = special_token_breaker(self.tokenizer)
-        return breaker(text)
-
-    def _encode(self, rows: Sequence[list[_Piece]], budgets: Sequence[int], add_special_tokens: bool,
-                describe: Sequence[str]) -> list[list[int]]:
-        """Token ids of each row's joined pieces, shortening shortenable pieces until within budget."""
-        if self.prompt_source is not None and any(p.soft or p.source for pieces in rows for p in pieces):
-            return [self._encode_prompted(list(pieces), budgets[i], add_special_tokens, describe[i])
-                    for i, pieces in enumerate(rows)]
-        texts = ["".join(p.text for p in pieces) for pieces in rows]
-        return self._encode_texts(texts, lambda i: list(rows[i]), budgets, add_special_tokens, describe)
-
-    def _encode_texts(self, texts: Sequence[str], pieces: Any, budgets: Sequence[int], add_special_tokens: bool,
-                      describe: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text (one batched call); a row over its budget is shortened from ``pieces(i)``, the
-        row's pieces (made only for such rows)."""
-        out = self._tokenize(texts, add_special_tokens)
-        for i, ids in enumerate(out):
-            if len(ids) > budgets[i]:
-                out[i] = self._truncate(pieces(i), budgets[i], add_special_tokens, describe[i])
-        return out
-
-    def _truncate(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str,
-                  keep_pieces: bool = False) -> Any:
-        """Cut the longest shortenable pieces (PET-style) until the tokenised row fits ``budget``.
-
-        In-context demonstrations give way first: while the prompt has any, their shortenable fields are
-        cut (the longest first) when that is enough, else the demonstration farthest from the example is
-        dropped whole (its words, label word and separator: the last one when demonstrations follow the
-        example, as LM-BFF's, the first when they precede it) and the rest are tried again. Only then are
-        the example's own fields shortened. The template's words and the mask are never cut. A
-        demonstration longer than ``budget`` on its own is an error naming its pool example.
-        ``keep_pieces``: return ``(ids, pieces)``, the pieces as shortened (soft slots are empty pieces that
-        are never cut; their vectors are not counted here).
-        """
-        checked = False
-        for _ in range(20 + len({p.demo for p in pieces})):
-            text = "".join(p.text for p in pieces)
-            encoding = self.tokenizer(text, add_special_tokens=add_special_tokens,
-                                      return_offsets_mapping=self._offsets, return_special_tokens_mask=True)
-            ids = list(encoding["input_ids"])
-            excess = len(ids) - budget
-            if excess <= 0:
-                return (ids, pieces) if keep_pieces else ids
-            starts = np.cumsum([0] + [len(p.text) for p in pieces])
-            if self._offsets:
-                # Every non-special token counts, zero-width ones (a lone byte-level "Ġ") included.
-                spans = [span for span, special in zip(encoding["offset_mapping"], encoding["special_tokens_mask"])
-                         if not special]
-                token_starts = np.array([s for s, _ in spans], dtype=np.int64)
-                counts = np.array([((token_starts >= starts[k]) & (token_starts < starts[k + 1])).sum()
-                                   for k in range(len(pieces))])
-            else:
-                counts = np.array([len(self.tokenizer(p.text, add_special_tokens=False)["input_ids"]) for p in pieces])
-            shortenable = np.array([p.shortenable for p in pieces], dtype=bool)
-            demos = list(dict.fromkeys(p.demo for p in pieces if p.demo is not None))
-            if demos:
-                in_demo = np.array([p.demo is not None for p in pieces], dtype=bool)
-                if not checked:
-                    for demo in demos:
-                        length = int(sum(c for c, p in zip(counts, pieces) if p.demo == demo))
-                        if length > budget:
-                            raise DemonstrationTooLongError(
-                                f"{describe}: the demonstration made from pool example {demo} is {length} tokens "
-                                f"long on its own, more than the {budget} a prompt may have (model window "
-                                f"{self.max_length}); shorten or remove that pool example, or raise max_length")
-                    checked = True
-                if int(counts[shortenable & in_demo].sum()) <= excess:
-                    drop = demos[-1] if pieces[-1].demo is not None else demos[0]  # the farthest from the example
-                    pieces = [p for p in pieces if p.demo != drop]
-                    continue
-                shortenable = shortenable & in_demo
-            available = int(counts[shortenable].sum())
-            if available == 0 or excess > available:
-                fixed = len(ids) - available
-                raise TruncationError(
-                    f"{describe}: the prompt needs {fixed} tokens without its shortenable fields, more than the "
-                    f"{budget} available (model window {self.max_length}); shorten the template or the fixed fields"
-                )
-            keep = counts.copy()
-            for _ in range(excess):  # remove one token at a time from the longest shortenable piece
-                candidates = np.where(shortenable, keep, -1)
-                keep[int(np.argmax(candidates))] -= 1
-            new_pieces = []
-            for k, piece in enumerate(pieces):
-                if keep[k] == counts[k]:
-                    new_pieces.append(piece)
-                    continue
-                if self._offsets:
-                    ends = [e for s, e in spans if starts[k] <= s < starts[k + 1]]
-                    cut = int(ends[keep[k] - 1] - starts[k]) if keep[k] > 0 else 0
-                else:
-                    cut = int(len(piece.text) * keep[k] / max(counts[k], 1))
-                # Always remove at least one character, so the loop makes progress.
-                new_pieces.append(_Piece(piece.text[:max(0, min(cut, len(piece.text) - 1))], True, piece.demo,
-                                         source=piece.source))
-            pieces = new_pieces
-        raise TruncationError(f"{describe}: could not fit the prompt into {budget} tokens")
-
-    def _encode_prompted(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str) -> list[int]:
-        """Token ids of a row with soft slots (or of a row that names its prompt): the text between soft slots is
-        tokenized on its own (a soft slot is a token boundary) and each slot becomes placeholder ids that the
-        prompt set fills with its vectors. Truncation shortens the fields as for any row; soft slots are never
-        cut (they count against the budget)."""
-        from ..tuning.base import tagged_id
-
-        source = max(p.source for p in pieces)
-        ids = self._splice(pieces, add_special_tokens)
-        target = budget - sum(p.soft for p in pieces)
-        for _ in range(8):
-            if len(ids) <= budget:
-                break
-            _, kept = self._truncate(pieces, target, add_special_tokens, describe, keep_pieces=True)
-            ids = self._splice(kept, add_special_tokens)
-            target -= max(0, len(ids) - budget)  # the text tokenized apart can take a token more than joined
-        if len(ids) > budget:
-            raise TruncationError(f"{describe}: could not fit the prompt and its soft slots into {budget} tokens")
-        if source and not any(p.soft for p in pieces):  # name the row's prompt on its first token
-            if not ids:
-                ids = [self._empty_row_token()]
-            ids[0] = tagged_id(source, ids[0])
-        return ids
-
-    def _splice(self, pieces: list[_Piece], add_special_tokens: bool) -> list[int]:
-        from ..tuning.base import soft_id
-
-        runs: list[str] = []
-        slots: list[_Piece] = []
-        text = ""
-        for piece in pieces:
-            if piece.soft:
-                runs.append(text)
-                slots.append(piece)
-                text = ""
-            else:
-                text += piece.text
-        runs.append(text)
-        encoded = self._tokenize(runs, False)
-        body: list[int] = list(encoded[0])
-        for slot, run in zip(slots, encoded[1:]):
-            body += [soft_id(slot.source, slot.slot + j) for j in range(slot.soft)] + list(run)
-        if not add_special_tokens:
-            return body
-        before, after = self._special_wrap()
-        return before + body + after
-
-    def _special_wrap(self) -> tuple[list[int], list[int]]:
-        """The special tokens the tokenizer puts before and after a text (e.g. [CLS] / [SEP], BOS)."""
-        wrap = getattr(self, "_wrap_cache", None)
-        if wrap is None:
-            plain = list(self.tokenizer("a", add_special_tokens=False)["input_ids"])
-            full = list(self.tokenizer("a", add_special_tokens=True)["input_ids"])
-            start = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), None)
-            if start is None:
-                raise ConfigError("cannot tell where this tokenizer puts its special tokens; soft slots need that")
-            wrap = self._wrap_cache = (full[:start], full[start + len(plain):])
-        return wrap
-
-    def _empty_row_token(self) -> int:
-        raise TemplateError("a prompt rendered to no tokens at all")
-
     # -- running the model --------------------------------------------------------------------
     def _token_lengths(self, prompts: Sequence[Prompt]) -> list[int]:
         """Each prompt's length in tokens (its rendered text, one batched tokenizer call): batches of similar
@@ -539,14 +320,6 @@ class Scorer:
         if group is None:
             return sorted(range(len(prompts)), key=lambda i: -lengths[i])
         return sorted(range(len(prompts)), key=lambda i: (group(prompts[i]), -lengths[i]))
-
-    def _tokenize(self, texts: Sequence[str], add_special_tokens: bool) -> list[list[int]]:
-        """Token ids of each text, one batched call (the Rust tokenizer directly when it gives the same ids)."""
-        backend = self._backend
-        if backend is not None and backend.truncation is None and backend.padding is None:
-            return [encoding.ids for encoding in _encode_batch(backend, list(texts), add_special_tokens)]
-        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=add_special_tokens,
-                                                    verbose=False)["input_ids"]]
 
     def _batches(self, order: Sequence[int], desc: str) -> Iterator[list[int]]:
         show = self._show_progress()
@@ -586,29 +359,6 @@ class Scorer:
         col_t = torch.as_tensor(cols, dtype=torch.long, device=self.device)
         logits, output = self._head.logits(inputs, row_t, col_t)
         return torch.log_softmax(logits.float(), dim=-1), output
-
-
-def _checked_backend(tokenizer: Any) -> Any:
-    """The fast tokenizer's Rust backend when calling it directly gives the ids the tokenizer gives (checked
-    on a few probe texts, special tokens included), else None (the tokenizer is called as usual)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
-    if backend is None or not hasattr(backend, "encode_batch"):
-        return None
-    specials = " ".join(t for t in (tokenizer.mask_token, tokenizer.sep_token, tokenizer.eos_token) if t)
-    probes = ["Hello world.", f"It was {specials} great!", "  two  spaces, naïve café 123", ""]
-    try:
-        for add in (True, False):
-            expected = [list(ids) for ids in tokenizer(probes, add_special_tokens=add, verbose=False)["input_ids"]]
-            if [e.ids for e in _encode_batch(backend, probes, add)] != expected:
-                return None
-    except Exception:  # any tokenizer that does not behave like a plain fast tokenizer
-        return None
-    return backend
-
-
-def _encode_batch(backend: Any, texts: list[str], add_special_tokens: bool) -> list[Any]:
-    fast = getattr(backend, "encode_batch_fast", None)  # tokenizers >= 0.21: no offsets computed
-    return (fast or backend.encode_batch)(texts, add_special_tokens=add_special_tokens)
 
 
 def _prefetch(items: Iterable[Any], ahead: bool = True, depth: int = 3) -> Iterator[Any]:

@@ -15,7 +15,8 @@ import torch
 from ..models import compat
 from ..core.errors import ConfigError, TemplateError
 from ..core.template import Prompt
-from .base import AFTER_MASK_MODES, Scorer, _fill_rows, _Piece, _vocabulary_size
+from .base import AFTER_MASK_MODES, Scorer, _fill_rows, _vocabulary_size
+from .encoding import _Piece
 
 
 @dataclass

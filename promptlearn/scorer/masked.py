@@ -12,7 +12,8 @@ import torch
 
 from ..core.errors import ConfigError, TemplateError, VerbalizerError
 from ..core.template import Prompt
-from .base import MULTI_TOKEN_MODES, Scorer, _fill_rows, _Piece, _vocabulary_size
+from .base import MULTI_TOKEN_MODES, Scorer, _fill_rows, _vocabulary_size
+from .encoding import _Piece
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ A *prompt source* says how a prompt is parameterised (PEFT-style config / model 
 How rows reach their prompt: the scorer writes a ``[SOFT]`` slot as a *placeholder id* (a negative
 number that encodes the prompt's index in the :class:`PromptSet` and the slot's index), and in a
 batch that mixes prompts it marks the first token of a row whose prompt has no soft slot with that
-prompt's index. Negative ids never collide with a vocabulary id, follow a row through sorting,
-padding and truncation unchanged, and :meth:`PromptSet.forward` decodes them right before the model
-runs. A row without any mark uses the set's first prompt.
+prompt's index (:mod:`promptlearn.scorer.token_ids`). Negative ids never collide with a vocabulary id,
+follow a row through sorting, padding and truncation unchanged, and :meth:`PromptSet.forward` decodes
+them right before the model runs. A row without any mark uses the set's first prompt.
 
 Deep prompts enter every layer as a key/value cache (``DynamicCache``) the attention layers extend:
 transformers 5 encoders (BERT, RoBERTa, ...) accept a cache whose length the 2-D attention mask
@@ -41,48 +41,10 @@ from torch import nn
 
 from ..models import compat
 from ..core.errors import ConfigError, TemplateError
+from ..scorer.token_ids import Decoded, decode_ids
+from .peft_layers import deactivate_adapters
 
 logger = logging.getLogger(__name__)
-
-# -- placeholder ids ---------------------------------------------------------------------------------
-_LOW = (1 << 32) - 1
-
-
-def soft_id(source: int, slot: int) -> int:
-    """The placeholder id of soft vector ``slot`` of the set's prompt ``source`` (always negative)."""
-    return -(1 + 2 * (slot + (source << 32)))
-
-
-def tagged_id(source: int, token: int) -> int:
-    """Token ``token`` marked as belonging to a row of the set's prompt ``source`` (always negative)."""
-    return -(2 + 2 * (token + (source << 32)))
-
-
-@dataclass
-class Decoded:
-    """Placeholder ids taken apart: real token ids, where the soft slots are, which prompt each row uses."""
-
-    token_ids: torch.Tensor      # [B, T], soft slots filled with ``filler``
-    soft: torch.Tensor           # [B, T] bool: soft slot positions
-    sources: torch.Tensor        # [B, T] the prompt index at soft positions (0 elsewhere)
-    slots: torch.Tensor          # [B, T] the slot index at soft positions (0 elsewhere)
-    row_sources: torch.Tensor    # [B] the prompt each row uses
-
-
-def decode_ids(ids: torch.Tensor, filler: int = 0) -> Decoded:
-    negative = ids < 0
-    code = torch.where(negative, -ids - 1, torch.zeros_like(ids))
-    marked = negative & (code % 2 == 1)
-    soft = negative & ~marked
-    # soft: code = 2 * (slot + (source << 32)); marked: code = 1 + 2 * (token + (source << 32))
-    rest = torch.where(marked, (code - 1) // 2, code // 2)
-    value = rest & _LOW
-    source = rest >> 32
-    token_ids = torch.where(marked, value, ids)
-    token_ids = torch.where(soft, torch.full_like(ids, filler), token_ids)
-    row_sources = torch.where(negative, source, torch.full_like(ids, -1)).max(dim=1).values.clamp(min=0)
-    return Decoded(token_ids, soft, torch.where(soft, source, 0), torch.where(soft, value, 0), row_sources)
-
 
 # -- configs -----------------------------------------------------------------------------------------
 @dataclass
@@ -296,9 +258,7 @@ class PromptSet:
             self.modules[changing[0]].activate()
         if model.__dict__.get("_promptlearn_active") not in (None, getattr(self.modules[changing[0]], "adapter_name",
                                                                                 None) if changing else None):
-            from .peft import deactivate_adapters  # another prompt's PEFT adapter: off for this pass
-
-            deactivate_adapters(model)
+            deactivate_adapters(model)  # another prompt's PEFT adapter: off for this pass
         if bool(decoded.soft.any()):
             inputs["inputs_embeds"] = self._embed(model, decoded)
         else:

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..core.errors import ConfigError
 from .base import BuildContext, PromptModule, SourceConfig, seeded, unique_name
+from .peft_layers import is_tuner_layer, layer_adapters
 
 
 def _require_peft() -> Any:
@@ -151,8 +152,8 @@ class PeftPrompt(PromptModule):
         model = self.base
         if model.__dict__.get("_promptlearn_active") == self.adapter_name:
             return
-        for layer in (m for m in model.modules() if _is_tuner_layer(m)):
-            if self.adapter_name in _layer_adapters(layer):
+        for layer in (m for m in model.modules() if is_tuner_layer(m)):
+            if self.adapter_name in layer_adapters(layer):
                 layer.set_adapter(self.adapter_name)
                 layer.enable_adapters(True)
             else:
@@ -177,28 +178,6 @@ class PeftPrompt(PromptModule):
         unexpected = getattr(result, "unexpected_keys", None)
         if unexpected:
             raise ConfigError(f"the saved {self.source!r} adapter has weights this model lacks: {unexpected[:3]}")
-
-
-def deactivate_adapters(model: Any) -> None:
-    """Switch every PEFT adapter in ``model`` off (the base model runs as it was)."""
-    for layer in (m for m in model.modules() if _is_tuner_layer(m)):
-        layer.enable_adapters(False)
-    model.__dict__["_promptlearn_active"] = None
-
-
-def _is_tuner_layer(module: Any) -> bool:
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return isinstance(module, BaseTunerLayer)
-
-
-def _layer_adapters(layer: Any) -> set[str]:
-    names: set[str] = set()
-    for attribute in getattr(layer, "adapter_layer_names", ()):
-        container = getattr(layer, attribute, None)
-        if hasattr(container, "keys"):
-            names.update(container.keys())
-    return names
 
 
 class BitFit(PromptModule):

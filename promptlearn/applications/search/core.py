@@ -43,9 +43,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ...core.calibration import CONTENT_FREE
-from ...estimators.classifier import PromptClassifier, as_examples
+from ...core.inputs import as_examples
 from ...core.errors import ConfigError, DataError, PromptlearnError
-from ...models.loader import dtype_name
+from ...models.loader import dtype_name, loaded_model
+from ...scorer import make_scorer
 from ...core.template import Template
 from ...core.verbalizer import Verbalizer
 from .autoprompt import OBJECTIVES, hotflip
@@ -221,12 +222,11 @@ class PromptSearch:
         """Search with training examples ``X``/``y``, scoring on ``dev=(X_dev, y_dev)``; sets ``result_``."""
         self._check_settings()
         classes, fields, train, dev_ = self._data(X, y, dev)
-        helper = PromptClassifier(model=self.model, tokenizer=self.tokenizer, multi_token=self.multi_token,
-                                  after_mask=self.after_mask, batch_size=self.batch_size, max_length=self.max_length,
-                                  device=self.device, dtype=self.dtype, gguf_file=self.gguf_file,
-                                  trust_remote_code=self.trust_remote_code, show_progress=False)
-        loaded, scorer = helper.model_, helper.scorer_
-        loaded.model.eval()
+        loaded = loaded_model(self.model, tokenizer=self.tokenizer, gguf_file=self.gguf_file, device=self.device,
+                              dtype=self.dtype, trust_remote_code=self.trust_remote_code)
+        scorer = make_scorer(loaded.kind, loaded.model, loaded.tokenizer, multi_token=self.multi_token,
+                             after_mask=self.after_mask, batch_size=self.batch_size, max_length=self.max_length,
+                             show_progress=False)
         run = _Run(self, loaded, scorer, classes, fields, train, dev_)
         self.result_ = run.execute()
         return self
