@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import environment, write_result
-from promptlearn import PromptClassifier
+from promptlearn import DemonstrationOptions, PromptClassifier, ScoringOptions
 
 TEMPLATE = "Review: {{ text }}\nSentiment: [MASK]"
 
@@ -75,8 +75,9 @@ def measure(name: str, n_queries: int, demos: int, batch_size: int) -> dict:
             pool_x, pool_y = _synthetic(32, 0, length)
             queries = _synthetic(n_queries, 1, length)[0]
             verbalizer = {"negative": ["bad"], "positive": ["great"]}
-        clf = PromptClassifier(model, TEMPLATE, verbalizer, demos=demos, demo_pool=(pool_x, pool_y),
-                               demo_selection="balanced", batch_size=batch_size, show_progress=False)
+        clf = PromptClassifier(model, TEMPLATE, verbalizer, show_progress=False,
+                               demonstrations=DemonstrationOptions(k=demos, pool=(pool_x, pool_y), selection="balanced"),
+                               scoring=ScoringOptions(batch_size=batch_size))
         scorer = clf.scorer_
         prompt = clf.render_prompts(queries[:1])[0][0]
         context = len(scorer._context_ids(scorer._context_text(prompt)))

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from benchmarks.common import environment, write_result
-from promptlearn import PromptClassifier
+from promptlearn import PromptClassifier, ScoringOptions
 from promptlearn.io.tasks import load_lmbff_task
 
 PROMPTS = {"masked": ("sst2/it_was", "sst2"), "causal": ("Review: {{ text }}\nSentiment: [MASK]",
@@ -29,8 +29,8 @@ def _measure(model: str, kind: str, texts: list[str], labels: np.ndarray, batch_
     row: dict = {"model": model, "kind": kind, "n_examples": len(texts), "template": template}
     probabilities = {}
     for dtype in ("float32", "bfloat16"):
-        classifier = PromptClassifier(model, template, verbalizer, dtype=dtype, batch_size=batch_size,
-                                      device="cpu", show_progress=False)
+        classifier = PromptClassifier(model, template, verbalizer, dtype=dtype,
+                                      scoring=ScoringOptions(batch_size=batch_size), device="cpu", show_progress=False)
         classifier.predict_proba(texts[:batch_size])  # load and warm up
         start = time.perf_counter()
         probabilities[dtype] = classifier.predict_proba(texts)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import environment, write_result
-from promptlearn import PromptClassifier
+from promptlearn import ManualConfig, PromptClassifier, ScoringOptions, TrainingOptions
 
 N_PROMPTS = 4096
 SCORE_BATCH = 64
@@ -196,8 +196,8 @@ def host_overhead(texts: list[str], folder: Path, repeats: int) -> dict[str, Any
         rendered = [as_text(t) for t in prompts]
         word_ids = torch.tensor(_word_ids(kind, tokenizer, verbalizer))
         backbone, head = _parts(model, kind)
-        clf = PromptClassifier(model, template, verbalizer, tokenizer=tokenizer, batch_size=SCORE_BATCH,
-                               show_progress=False, device="cpu")
+        clf = PromptClassifier(model, template, verbalizer, tokenizer=tokenizer,
+                               scoring=ScoringOptions(batch_size=SCORE_BATCH), show_progress=False, device="cpu")
         batches = _bare_batches(kind, tokenizer, rendered, SCORE_BATCH, "cpu")
 
         def bare() -> None:
@@ -241,8 +241,8 @@ def scoring(name: str, dtype: str, texts: list[str], folder: Path, device: str, 
             for batch in batches:
                 _bare_scores(backbone, head, batch, word_ids)
 
-    clf = PromptClassifier(model, template, verbalizer, tokenizer=tokenizer, batch_size=SCORE_BATCH,
-                           show_progress=False)
+    clf = PromptClassifier(model, template, verbalizer, tokenizer=tokenizer,
+                           scoring=ScoringOptions(batch_size=SCORE_BATCH), show_progress=False)
     bare_s = _best(bare, repeats, sync)
     ours_s = _best(lambda: clf.predict_proba(prompts), repeats, sync)
     bare_s = min(bare_s, _best(bare, repeats, sync))  # interleaved: the limit measured before and after
@@ -313,8 +313,9 @@ def training_step(name: str, dtype: str, texts: list[str], folder: Path, device:
     model.eval()
 
     def fit(count: int) -> float:
-        clf = PromptClassifier(model, template, verbalizer, tokenizer=tokenizer, train_batch_size=TRAIN_BATCH,
-                               max_steps=count, learning_rate=1e-6, show_progress=False,
+        clf = PromptClassifier(model, template, verbalizer, tokenizer=tokenizer,
+                               training=TrainingOptions(batch_size=TRAIN_BATCH, max_steps=count),
+                               tuning=ManualConfig(learning_rate=1e-6), show_progress=False,
                                dtype=None if dtype == "float32" else dtype)
         sync()
         begin = time.perf_counter()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import environment, write_result
-from promptlearn import PromptBank, PromptClassifier, load_model
+from promptlearn import PromptBank, PromptClassifier, load_model, tuning_config
 from promptlearn.io.tasks import load_lmbff_task
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,8 +43,8 @@ def measure(model: str, source: str, n_prompts: int, texts: list[str], batch_siz
     bank = PromptBank(loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size, show_progress=False)
     options = {"prefix_length": 10} if source == "deep" else {"n_tokens": 20}
     for k in range(n_prompts):
-        clf = PromptClassifier(loaded.model, "sst2/it_was", "sst2", tokenizer=loaded.tokenizer, source=source,
-                               source_options=options, seed=k, show_progress=False)
+        clf = PromptClassifier(loaded.model, "sst2/it_was", "sst2", tokenizer=loaded.tokenizer,
+                               tuning=tuning_config(source, options), seed=k, show_progress=False)
         bank.add(f"p{k}", clf)
     rng = np.random.default_rng(0)
     names = [f"p{int(i)}" for i in rng.integers(n_prompts, size=len(texts))]

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import environment, write_result
-from promptlearn import PromptClassifier, load_model
+from promptlearn import PromptClassifier, ScoringOptions, load_model
 from promptlearn.io.tasks import load_lmbff_task
 
 
@@ -60,7 +60,7 @@ def masked(n: int, batch_size: int, repeats: int) -> dict:
     texts = [e["text"] for e in examples[:n]]
     verbalizer = {"negative": ["terrible"], "positive": ["great"]}
     clf = PromptClassifier(model, "{{ text }} It was [MASK].", verbalizer, tokenizer=tokenizer,
-                           batch_size=batch_size, show_progress=False)
+                           scoring=ScoringOptions(batch_size=batch_size), show_progress=False)
     ours = _best_of(lambda: clf.predict_proba(texts), repeats)
 
     prompts = [f"{t} It was {tokenizer.mask_token}." for t in texts]
@@ -102,7 +102,7 @@ def causal(n: int, batch_size: int, repeats: int) -> dict:
     texts = [e["text"] for e in examples[:n]]
     verbalizer = {"negative": ["negative"], "positive": ["positive"]}
     clf = PromptClassifier(model, "Review: {{ text }}\nSentiment: [MASK]", verbalizer, tokenizer=tokenizer,
-                           batch_size=batch_size, show_progress=False)
+                           scoring=ScoringOptions(batch_size=batch_size), show_progress=False)
     ours = _best_of(lambda: clf.predict_proba(texts), repeats)
     prefixes = [f"Review: {t}\nSentiment:" for t in texts]
     word_ids = torch.tensor([tokenizer(" negative", add_special_tokens=False)["input_ids"][0],

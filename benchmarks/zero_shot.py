@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from benchmarks.common import RESULTS, environment, write_result
-from promptlearn import PromptClassifier
+from promptlearn import PromptClassifier, ScoringOptions
 from promptlearn.core.calibration import contextual_calibration
 from promptlearn.io.sampling import subsample
 from promptlearn.io.tasks import load_ag_news, load_lmbff_task
@@ -54,8 +54,9 @@ def run_cell(model: str, task: str, template: str, verbalizer: str, after_mask: 
     if limit:
         examples, labels = subsample(examples, labels, limit, seed)
     if model not in classifier_cache:
-        classifier_cache[model] = PromptClassifier(model, template, verbalizer, batch_size=batch_size)
-    clf = classifier_cache[model].set_params(template=template, verbalizer=verbalizer, after_mask=after_mask,
+        classifier_cache[model] = PromptClassifier(model, template, verbalizer,
+                                                   scoring=ScoringOptions(batch_size=batch_size))
+    clf = classifier_cache[model].set_params(template=template, verbalizer=verbalizer, scoring__after_mask=after_mask,
                                              calibrate=False)
     truth = clf.verbalizer_.label_indices(labels)
     start = time.perf_counter()

@@ -16,6 +16,7 @@ from promptlearn import (DataError, MissingFieldError, PromptClassifier, Promptl
                          UnknownLabelError, Verbalizer)
 from promptlearn.core.calibration import (content_free_examples, content_free_prior, contextual_calibration,
                                      log_normalize)
+from promptlearn.estimators.options import ScoringOptions
 
 TEMPLATE = "{{ text }} It was [MASK]."
 PAIR_TEMPLATE = "{{ premise }} ? [MASK] , {{ hypothesis }}"
@@ -170,7 +171,8 @@ def test_unknown_label(tiny_bert_dir, label):
 # -- scikit-learn API -----------------------------------------------------------------------------
 
 def test_clone_and_params_round_trip(tiny_bert_dir):
-    clf = make(tiny_bert_dir, calibrate=True, aggregation="max", batch_size=3, shortenable=["text"])
+    clf = make(tiny_bert_dir, calibrate=True,
+               scoring=ScoringOptions(aggregation="max", batch_size=3, shortenable=["text"]))
     expected = clf.predict_proba(TEXTS)
     params = clf.get_params()
     copy = clone(clf)
@@ -190,13 +192,13 @@ def test_set_params_invalidates_cached_state(tiny_bert_dir, tiny_gpt2_dir):
     changes = [
         {"template": "Review : {{ text }} . [MASK] !"},
         {"verbalizer": {"negative": ["awful"], "positive": ["good"]}},
-        {"aggregation": "max"},
+        {"scoring__aggregation": "max"},
         {"calibrate": True},
         {"model": str(tiny_gpt2_dir)},
     ]
     for change in changes:
         clf.set_params(**change)
-        fresh = PromptClassifier(**clf.get_params())
+        fresh = PromptClassifier(**clf.get_params(deep=False))
         np.testing.assert_array_equal(clf.predict_proba(TEXTS), fresh.predict_proba(TEXTS), err_msg=str(change))
 
 
@@ -264,7 +266,7 @@ def test_calibrated_probabilities_by_hand(request, fixture, template, content_fr
         X = TEXTS
     else:
         X = [{"premise": t, "hypothesis": "it was " + t} for t in TEXTS]
-    raw = make(path, template=template, content_free=content_free)
+    raw = make(path, template=template, scoring=ScoringOptions(content_free=content_free))
     # The prior, computed independently: every field set to each content-free token.
     cf_rows = [{field: token for field in fields} for token in content_free]
     cf_probs = raw.predict_proba(cf_rows)
@@ -272,7 +274,7 @@ def test_calibrated_probabilities_by_hand(request, fixture, template, content_fr
     prior = prior / prior.sum()
     expected = _normalise(raw.predict_proba(X) / prior)
 
-    calibrated = make(path, template=template, content_free=content_free, calibrate=True)
+    calibrated = make(path, template=template, scoring=ScoringOptions(content_free=content_free), calibrate=True)
     got = calibrated.predict_proba(X)
     # The calibrated classifier scores the queries and the content-free inputs in batches of its own, so its float32
     # scores may differ from these in the last bits (more so on GPU kernels); calibration moves them by far more.
@@ -288,8 +290,8 @@ def test_calibrated_probabilities_by_hand(request, fixture, template, content_fr
 # -- persistence ----------------------------------------------------------------------------------
 
 def test_save_load_model_by_path(tiny_bert_dir, tmp_path):
-    clf = make(tiny_bert_dir, calibrate=True, aggregation="max", shortenable=["text"], batch_size=2,
-               content_free=("N/A", "nothing"))
+    clf = make(tiny_bert_dir, calibrate=True, scoring=ScoringOptions(
+        aggregation="max", shortenable=["text"], batch_size=2, content_free=("N/A", "nothing")))
     expected = clf.predict_proba(TEXTS)
     target = clf.save(tmp_path / "saved")
     assert sorted(os.listdir(target)) == ["config.json"]  # a model named by path is not copied
@@ -297,16 +299,19 @@ def test_save_load_model_by_path(tiny_bert_dir, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(TEXTS), expected)
     assert loaded.template_ == clf.template_
     assert loaded.verbalizer_ == clf.verbalizer_
-    for name in ("calibrate", "aggregation", "batch_size", "multi_token", "after_mask"):
-        assert getattr(loaded, name) == getattr(clf, name)
-    assert list(loaded.shortenable) == ["text"] and tuple(loaded.content_free) == ("N/A", "nothing")
-    assert PromptClassifier.load(str(target), model=str(tiny_bert_dir), batch_size=1).batch_size == 1  # overrides
+    assert loaded.calibrate == clf.calibrate
+    for name in ("aggregation", "batch_size", "multi_token", "after_mask"):
+        assert getattr(loaded.scoring, name) == getattr(clf.scoring, name)
+    assert list(loaded.scoring.shortenable) == ["text"] and tuple(loaded.scoring.content_free) == ("N/A", "nothing")
+    overridden = PromptClassifier.load(str(target), model=str(tiny_bert_dir),
+                                       scoring=loaded.scoring.replace(batch_size=1))  # overrides
+    assert overridden.scoring.batch_size == 1
 
 
 def test_save_load_template_file_and_causal(tiny_llama_dir, tmp_path):
     template_path = tmp_path / "it_was.j2"
     template_path.write_text("{# comment #}\n{{ text }} It was [MASK].\n", encoding="utf-8")
-    clf = make(tiny_llama_dir, template=str(template_path), after_mask="score")
+    clf = make(tiny_llama_dir, template=str(template_path), scoring=ScoringOptions(after_mask="score"))
     expected = clf.predict_proba(TEXTS)
     clf.save(tmp_path / "saved")
     template_path.unlink()  # the saved classifier does not depend on the template file
@@ -430,7 +435,7 @@ def test_very_long_text_is_scored(model_dir):
 
 def test_very_long_fields_two_field_template(tiny_bert_dir):
     rows = [{"premise": "good " * 200, "hypothesis": "bad " * 200}]
-    clf = make(tiny_bert_dir, template=PAIR_TEMPLATE, shortenable=["premise", "hypothesis"])
+    clf = make(tiny_bert_dir, template=PAIR_TEMPLATE, scoring=ScoringOptions(shortenable=["premise", "hypothesis"]))
     assert np.all(np.isfinite(clf.predict_proba(rows)))
 
 
@@ -438,8 +443,8 @@ def test_very_long_fields_two_field_template(tiny_bert_dir):
 def test_multi_token_label_words(request, fixture):
     path = request.getfixturevalue(fixture)
     verbalizer = {"negative": ["terrible"], "positive": ["wonderful", "great"]}
-    parallel = make(path, verbalizer=verbalizer, multi_token="parallel")
-    left_to_right = make(path, verbalizer=verbalizer, multi_token="left_to_right")
+    parallel = make(path, verbalizer=verbalizer, scoring=ScoringOptions(multi_token="parallel"))
+    left_to_right = make(path, verbalizer=verbalizer, scoring=ScoringOptions(multi_token="left_to_right"))
     # Sanity: the word really is several tokens for this tokenizer.
     prompt = parallel.template_.render({"text": "x"})
     anchor, separator = parallel.scorer_.mask_context(prompt)

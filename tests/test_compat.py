@@ -53,4 +53,4 @@ def test_no_other_module_names_the_cache_or_tests_the_transformers_version():
     offenders = [f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
                  for path in sorted(PACKAGE.rglob("*.py")) if path.name != "compat.py"
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
-    assert not offenders, "version differences belong in promptlearn/compat.py:\n" + "\n".join(offenders)
+    assert not offenders, "version differences belong in promptlearn/models/compat.py:\n" + "\n".join(offenders)

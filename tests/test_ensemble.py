@@ -18,6 +18,8 @@ from promptlearn.cli import main
 from promptlearn.estimators.combination import combine_log_probs, combine_predictions
 from promptlearn.estimators.ensemble import load_classifier
 from promptlearn.core.errors import ConfigError, DataError, PromptlearnError
+from promptlearn.estimators.options import TrainingOptions
+from promptlearn.tuning import ManualConfig
 
 
 class Stub(ClassifierMixin, BaseEstimator):
@@ -266,11 +268,11 @@ VERBALIZER = {"negative": ["bad"], "positive": ["great"]}
 TEMPLATES = ["{{ text }} it was [MASK] .", "[MASK] : {{ text }}"]
 
 
-def _prompt(path, template=TEMPLATES[0], **options):
-    defaults = dict(verbalizer=VERBALIZER, learning_rate=3e-3, max_steps=6, train_batch_size=4, seed=0,
-                    show_progress=False)
-    defaults.update(options)
-    return PromptClassifier(str(path), template, **defaults)
+def _prompt(path, template=TEMPLATES[0], verbalizer=VERBALIZER, **training):
+    """A PromptClassifier that fits 6 steps of 4 examples at learning rate 3e-3 (``training`` changes those)."""
+    return PromptClassifier(str(path), template, verbalizer, tuning=ManualConfig(learning_rate=3e-3),
+                            training=TrainingOptions(**{"max_steps": 6, "batch_size": 4, **training}), seed=0,
+                            show_progress=False)
 
 
 def test_soft_targets_one_hot_equal_hard_labels(tiny_bert_dir):
@@ -365,7 +367,8 @@ def test_save_load_identity(trained, tmp_path):
         ensemble.save(tmp_path / "ensemble")
     with pytest.raises(ConfigError, match="unknown"):
         PromptEnsemble.load(tmp_path / "ensemble", colour="red")
-    assert PromptEnsemble.load(tmp_path / "ensemble", batch_size=3).members[0].batch_size == 3
+    scoring = ensemble.members_[0].scoring.replace(batch_size=3)  # a member parameter goes to every member
+    assert all(m.scoring.batch_size == 3 for m in PromptEnsemble.load(tmp_path / "ensemble", scoring=scoring).members)
 
 
 def test_shared_model_object_zero_shot_and_copied_for_training(tiny_bert_dir):

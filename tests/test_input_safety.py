@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 import threading
 import time
@@ -23,6 +24,8 @@ from promptlearn.core.calibration import content_free_examples
 from promptlearn.cli import main
 from promptlearn.core.errors import ConfigError, DataError, TemplateError, VerbalizerError
 from promptlearn.core.template import Template
+from promptlearn.estimators.options import ScoringOptions, TrainingOptions
+from promptlearn.tuning import ManualConfig
 
 SST2 = {"negative": ["terrible"], "positive": ["great"]}
 TEXTS = ["a good movie , the actors were great .", "bad film", "fine"]
@@ -157,14 +160,15 @@ def test_content_free_string_is_one_input_and_empty_is_refused():
 def test_calibration_with_empty_or_string_content_free(tiny_bert_dir, tmp_path):
     common = dict(model=str(tiny_bert_dir), template="{{ text }} It was [MASK] .", verbalizer=SST2, calibrate=True)
     with pytest.raises(ConfigError, match="content_free"):
-        PromptClassifier(content_free=[], **common).predict_proba(TEXTS)
-    one = PromptClassifier(content_free="N/A", **common)
+        PromptClassifier(scoring=ScoringOptions(content_free=[]), **common).predict_proba(TEXTS)
+    one = PromptClassifier(scoring=ScoringOptions(content_free="N/A"), **common)
     probabilities = one.predict_proba(TEXTS)
     assert np.isfinite(probabilities).all()
-    np.testing.assert_allclose(probabilities, PromptClassifier(content_free=["N/A"], **common).predict_proba(TEXTS))
+    np.testing.assert_allclose(probabilities, PromptClassifier(scoring=ScoringOptions(content_free=["N/A"]), **common)
+                               .predict_proba(TEXTS))
     one.save(tmp_path / "saved")
     saved = json.loads((tmp_path / "saved" / "config.json").read_text(encoding="utf-8"))
-    assert saved["params"]["content_free"] == ["N/A"]  # not ["N", "/", "A"]
+    assert saved["params"]["scoring"]["content_free"] == ["N/A"]  # not ["N", "/", "A"]
 
 
 # -- finding 5: label words the tokenizer cannot tell apart, duplicate classes -----------------------------------------
@@ -185,7 +189,8 @@ def test_label_words_with_identical_tokens_are_refused(tiny_bert_dir):
 
 def test_training_refuses_identical_label_words(tiny_bert_dir):
     classifier = PromptClassifier(model=str(tiny_bert_dir), template="{{ text }} It was [MASK] .",
-                                  verbalizer={"negative": ["日本"], "positive": ["中国"]}, max_steps=1)
+                                  verbalizer={"negative": ["日本"], "positive": ["中国"]},
+                                  training=TrainingOptions(max_steps=1))
     with pytest.raises(VerbalizerError, match="cannot be told apart"):
         classifier.fit(TEXTS[:2], ["positive", "negative"])
 
@@ -279,19 +284,29 @@ def test_adapt_on_a_sequence_classifier_is_no_traceback(capsys, tiny_seqcls_dir,
     assert (tmp_path / "out" / "config.json").is_file()
 
 
-@pytest.mark.parametrize("name, value, fitting", [
-    ("batch_size", "8", False), ("max_length", "64", False), ("show_progress", "yes", False),
-    ("device", 5, False), ("seed", "1", False), ("epochs", "3", True), ("train_batch_size", 2.5, True),
-    ("learning_rate", "1e-4", True), ("checkpoint_dir", 5, True), ("shortenable", "text", False),
+#: an option group's class -> the PromptClassifier parameter that takes it (None: a top-level parameter)
+_GROUP_PARAMETER = {None: None, ScoringOptions: "scoring", TrainingOptions: "training", ManualConfig: "tuning"}
+
+
+@pytest.mark.parametrize("group, name, value, fitting", [
+    (ScoringOptions, "batch_size", "8", False), (ScoringOptions, "max_length", "64", False),
+    (None, "show_progress", "yes", False), (None, "device", 5, False), (None, "seed", "1", False),
+    (TrainingOptions, "epochs", "3", True), (TrainingOptions, "batch_size", 2.5, True),
+    (ManualConfig, "learning_rate", "1e-4", True), (TrainingOptions, "checkpoint_dir", 5, True),
+    (ScoringOptions, "shortenable", "text", False),
 ])
-def test_bad_parameter_types_are_config_errors(tiny_bert_dir, name, value, fitting):
+def test_bad_parameter_types_are_config_errors(tiny_bert_dir, group, name, value, fitting):
+    parameter = {name: value} if group is None else {_GROUP_PARAMETER[group]: group(**{name: value})}
     classifier = PromptClassifier(model=str(tiny_bert_dir), template="{{ text }} It was [MASK] .", verbalizer=SST2,
-                                  **{name: value})
-    with pytest.raises(PromptlearnError, match=name if name != "shortenable" else "list of field names"):
+                                  **parameter)
+    owner = "PromptClassifier" if group is None else group.__name__
+    with pytest.raises(PromptlearnError, match=re.escape(f"{owner}({name}=...) must be")) as info:
         if fitting:
             classifier.fit(TEXTS[:2], ["positive", "negative"])
         else:
             classifier.predict_proba(TEXTS)
+    if name == "shortenable":
+        assert "list of field names" in str(info.value)
 
 
 def test_template_of_a_wrong_type_is_a_template_error(tiny_bert_dir):

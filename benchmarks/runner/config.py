@@ -175,9 +175,13 @@ def _allowed_params(kind: str) -> set[str] | None:
     """Parameter names a method of ``kind`` may set (None: checked when the method runs)."""
     if kind in PROMPT_KINDS:
         from promptlearn import PromptClassifier
+        from promptlearn.estimators.options import FLAT, FLAT_TUNING
 
-        allowed = set(inspect.signature(PromptClassifier.__init__).parameters) - RESERVED - {
-            "self", "template", "verbalizer"} | ({"checkpoint_every"} if kind == "prompt" else set())
+        # a config spells the classifier's options flat, as the CLI does (epochs, demos, source, ...)
+        top = {name for name, p in inspect.signature(PromptClassifier.__init__).parameters.items()
+               if p.kind is not p.VAR_KEYWORD} - {"scoring", "training", "demonstrations", "tuning"}
+        allowed = (top | set(FLAT) | set(FLAT_TUNING)) - RESERVED - {"self", "template", "verbalizer"} | (
+            {"checkpoint_every"} if kind == "prompt" else set())
         if kind == "icl":  # no training; both raw and calibrated rows; the pool is the cell's training data
             allowed -= {"calibrate", "demo_pool", "checkpoint_every"}
         if kind == "ensemble":

@@ -79,9 +79,24 @@ def _json_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _effective(estimator: Any) -> dict[str, Any]:
-    """An estimator's scalar parameters (defaults included), for the result file."""
+    """An estimator's scalar parameters (defaults included), for the result file; a PromptClassifier's grouped
+    options under their flat names (``demos``, ``learning_rate``, ``source``), as configs spell them."""
+    from promptlearn.estimators.options import FLAT
+
     skip = ("model", "tokenizer", "checkpoint_dir", "show_progress")
-    return _json_params({k: v for k, v in estimator.get_params(deep=False).items() if k not in skip})
+    params = estimator.get_params(deep=False)
+    if hasattr(estimator, "tuning_config_"):
+        flat_name = {place: name for name, place in FLAT.items()}
+        params = {k: v for k, v in params.items() if k not in ("scoring", "training", "demonstrations", "tuning")}
+        for group in ("scoring", "training", "demonstrations"):
+            for option, value in getattr(estimator, group).get_params().items():
+                params[flat_name.get((group, option), f"{group}_{option}")] = value
+        tuning = estimator.tuning_config_
+        params["source"] = tuning.source
+        for option, value in tuning.get_params().items():
+            if ("tuning", option) in flat_name:
+                params[flat_name[("tuning", option)]] = value
+    return _json_params({k: v for k, v in params.items() if k not in skip})
 
 
 def _training_summary(result: Any) -> dict[str, Any] | None:
@@ -161,9 +176,11 @@ class Runner:
         from promptlearn import PromptClassifier
 
         template, verbalizer, after_mask = self.prompt_for(method or unit.method, unit.task, loaded.kind)
+        from promptlearn.estimators.options import from_flat
+
         params = {k: v for k, v in params.items() if k != "after_mask"}
-        clf = PromptClassifier(loaded.model, template, verbalizer, tokenizer=loaded.tokenizer, after_mask=after_mask,
-                               show_progress=False, **params)
+        clf = PromptClassifier(loaded.model, template, verbalizer, tokenizer=loaded.tokenizer, show_progress=False,
+                               **from_flat({**params, "after_mask": after_mask}))
         self._check_classes(clf.verbalizer_.classes, unit.task, f"verbalizer {verbalizer!r}")
         for test in unit.tests:
             self._check_classes(clf.verbalizer_.classes, test, f"verbalizer {verbalizer!r}")
@@ -405,13 +422,16 @@ class Runner:
         seconds = time.perf_counter() - start
         best = search.result_.best(1)[0]
         calibrate = (best.calibrated or 0.0) > (best.zero_shot or 0.0)
+        from promptlearn.estimators.options import from_flat
+
+        scoring = {k: v for k, v in params.items() if k in ("batch_size", "max_length", "multi_token", "content_free")}
         zero_shot = PromptClassifier(loaded.model, best.template, best.label_words, tokenizer=loaded.tokenizer,
-                                     after_mask=after_mask, calibrate=calibrate, show_progress=False,
-                                     **{k: v for k, v in params.items() if k in ("batch_size", "max_length",
-                                                                                 "multi_token", "content_free")})
+                                     calibrate=calibrate, show_progress=False,
+                                     **from_flat({**scoring, "after_mask": after_mask}))
         fresh = load_model(resolve_model(model))  # prompt-based fine-tuning from the original weights
         trained = PromptClassifier(fresh.model, best.template, best.label_words, tokenizer=fresh.tokenizer,
-                                   after_mask=after_mask, show_progress=False, seed=unit.seed, **params)
+                                   show_progress=False, seed=unit.seed,
+                                   **from_flat({**params, "after_mask": after_mask}))
         trained.fit(X, y, dev=(Xd, yd))
         zero_row, pet_row = unit.method.rows()
         result = search.result_

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..models.loader import DTYPES
+from ..tuning import LEARNING_RATES
 from .predict import run_classify, run_evaluate
 from .templates import run_templates
+from .tuning_flags import add_tuning_flags
 from .sample import run_sample
 from .train import run_adapt, run_search, run_train
 
@@ -28,6 +30,8 @@ EPILOG_TRAIN = """examples:
       --output runs/sst2-13 --learning-rate 1e-4 --max-steps 200 --eval-every 20
   promptlearn evaluate --model-dir runs/sst2-13 --data ../shared/data/lm-bff/k-shot/SST-2/16-13
   promptlearn train ... --output runs/sst2-13 --resume        # after an interruption
+  promptlearn -q train --template sst2/review --train labelled.csv --dev dev.csv --label-map 0=negative,1=positive \\
+      --k 16 --seed 13 --output runs/k16-13 --max-steps 40    # 16 per class drawn from labelled.csv, no progress
   promptlearn train --model ./my-mlm --template sst2/it_was --template sst2/review --ensemble weighted \\
       --data ../shared/data/lm-bff/k-shot/SST-2/16-13 --output runs/sst2-pet --max-steps 200
   promptlearn train ... --template A --template B --unlabeled unlabelled.csv --ipet-generations 2 --distill \\
@@ -114,6 +118,16 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--head", type=_non_negative_int, metavar="N",
                        help="read only the first N rows (in file order) of each file or split read; --limit "
                             "(evaluate) draws a seeded random subset instead")
+
+
+def _add_label_map(group: Any, *, search: bool = False) -> None:
+    """--label-map, the same for evaluate, train and search (read by :func:`.labels.class_indices`)."""
+    group.add_argument("--label-map", action="append", metavar="RAW=CLASS,...",
+                       help="which class each label of the data stands for, e.g. 0=positive,1=negative (default: "
+                            "class names as they are; integer labels as indices in the classes' order, with a "
+                            "warning; required when integer labels do not include 0)"
+                            + ("; without --verbalizer the map's classes become the classes searched for"
+                               if search else ""))
 
 
 def _non_negative_int(value: str) -> int:
@@ -209,6 +223,9 @@ def _share_global_options(parser: argparse.ArgumentParser, commands: Any) -> Non
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="promptlearn", description="Prompt-based zero- and few-shot text classification.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress lines or bars (training's step lines included): warnings, errors and "
+                             "results only")
     parser.add_argument("--version", action="version", version=f"promptlearn {_version()}")
     # plain parsers for the subcommands: the global options given after the verb are merged by _Parser alone
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=argparse.ArgumentParser)
@@ -247,10 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label-column", default="label", help="label column of a file (default: label)")
     data.add_argument("--limit", type=_positive_int, help="evaluate a fixed seeded subset of this many examples")
     data.add_argument("--seed", type=int, default=0, help="seed of the --limit subset (default 0)")
-    data.add_argument("--label-map", action="append", metavar="RAW=CLASS,...",
-                      help="which class each label of the data stands for, e.g. 0=positive,1=negative (default: "
-                           "class names as they are; integer labels as indices in the classes' order, with a "
-                           "warning; required when integer labels do not include 0)")
+    _add_label_map(data)
     data.add_argument("--output", help="also write the report, with every example's raw and calibrated predictions, "
                                        "as JSON to this file; a .csv / .tsv / .jsonl file gets the predictions as a "
                                        "table and the report beside it (FILE.metrics.json)")
@@ -269,13 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--unlabeled", help="unlabelled examples (file): for --distill and --ipet-generations, and "
                                             "the auxiliary LM loss (--mlm-weight)")
     inputs.add_argument("--label-column", default="label", help="label column of the files (default: label)")
+    _add_label_map(inputs)
+    inputs.add_argument("--k", type=_positive_int, metavar="K",
+                        help="train on K examples per class drawn from the training data, seeded by --seed (the "
+                             "draw of `promptlearn sample --k K --seed SEED`); a class with fewer than K rows is an "
+                             "error (default: all the training data)")
     inputs.add_argument("--output", required=True, help="folder to save the trained classifier in")
     inputs.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
     inputs.add_argument("--resume", action="store_true", help="continue an interrupted run from --output's checkpoint")
     hyper = train.add_argument_group("hyper-parameters")
     hyper.add_argument("--learning-rate", type=float,
-                       help="AdamW learning rate (default 1e-5; with --source, that source's starting point: soft "
-                            "3e-2, ptuning 1e-3, deep 1e-2, lora 5e-4, adapter 3e-3, bitfit 1e-3)")
+                       help="AdamW learning rate (default: the --source method's starting point, its config's: "
+                            + ", ".join(f"{name} {rate:g}" for name, rate in LEARNING_RATES.items()) + ")")
     hyper.add_argument("--epochs", type=float, default=10.0, help="passes over the training data (default 10)")
     hyper.add_argument("--max-steps", type=_positive_int, help="optimizer steps (overrides --epochs)")
     hyper.add_argument("--train-batch-size", type=_positive_int, default=8, help="examples per step (default 8)")
@@ -287,12 +306,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "512 on a CPU, no limit on a GPU; 0: no limit)")
     hyper.add_argument("--warmup-ratio", type=float, default=0.0, help="linear warm-up share of the steps")
     hyper.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default 0.01)")
-    hyper.add_argument("--trainable", default="all",
-                       help="all (default), no_embeddings, bottom_frozen:N (freeze embeddings and N lowest "
-                            "layers) or top:N (train only the N top layers and the head)")
-    hyper.add_argument("--mlm-weight", type=float, default=0.0,
-                       help="PET's auxiliary LM loss weight on --unlabeled text: (1-w)*CE + w*LM (PET: 1e-4; "
-                            "default 0, off)")
     hyper.add_argument("--eval-every", type=_positive_int, help="evaluate on dev every N steps (default: at the end)")
     hyper.add_argument("--patience", type=_positive_int, help="stop after N evaluations without dev gain")
     hyper.add_argument("--seed", type=int, default=0, help="seed of data order, dropout and masking (default 0)")
@@ -300,9 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     progress.add_argument("--log-every", type=_positive_int, default=10, metavar="N",
                           help="a progress line on stderr (step, loss, learning rate, examples/s, ETA) every N steps "
                                "or 30 s, whichever comes first, terminal or not (default 10); the plan (steps = "
-                               "epochs x batches) comes first and a time estimate after step 3")
-    progress.add_argument("-q", "--quiet", action="store_true",
-                          help="no progress lines or bars (warnings and errors only)")
+                               "epochs x batches) comes first and a time estimate after step 3; -q (before or "
+                               "after the command) turns them off")
     progress.add_argument("--checkpoint-every", type=_checkpoint_interval, default="10m", metavar="N|TIME",
                           help="save a checkpoint in --output every N steps, or every TIME of wall-clock time (90s, "
                                "10m, 1.5h; default 10m), and at the end; Ctrl-C or SIGTERM also saves one at the "
@@ -329,40 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     sources = train.add_argument_group(
         "continuous prompts and lightweight fine-tuning (the base model stays frozen; --output holds only the "
         "prompt's parameters and the base model's name)")
-    sources.add_argument("--source", default="manual",
-                         choices=("manual", "soft", "ptuning", "deep", "lora", "adapter", "bitfit"),
-                         help="what trains: manual (the model's weights, PET / LM-BFF; default), soft (prompt tuning: "
-                              "the template's [SOFT] / [SOFT:n] slots), ptuning (those from an LSTM/MLP encoder), "
-                              "deep (P-tuning v2: key/value prefixes at every layer), lora / adapter (PEFT), bitfit "
-                              "(biases only)")
-    sources.add_argument("--soft-tokens", type=_positive_int, metavar="N",
-                         help="soft / ptuning with a template without [SOFT] slots: prepend [SOFT:N] (default 8)")
-    sources.add_argument("--soft-init", choices=("vocab", "label_words", "text", "random"),
-                         help="soft: start from random vocabulary embeddings (default), the label words', "
-                              "--soft-init-text's, or random noise (weak)")
-    sources.add_argument("--soft-init-text", help="soft: the text whose token embeddings start the soft prompt")
-    sources.add_argument("--ptuning-encoder", choices=("lstm", "mlp"),
-                         help="ptuning: the prompt encoder (default lstm)")
-    sources.add_argument("--encoder-hidden", type=_positive_int, metavar="N",
-                         help="ptuning: encoder width (default: the embedding size); deep: the MLP's with "
-                              "--prefix-projection (default 512)")
-    sources.add_argument("--prefix-length", type=_positive_int, metavar="N",
-                         help="deep: keys/values per layer (default 8)")
-    sources.add_argument("--prefix-init", choices=("vocab", "random"),
-                         help="deep: the model's own keys/values of random tokens (default) or normal noise")
-    sources.add_argument("--prefix-projection", action="store_true",
-                         help="deep: prefix tuning's MLP reparameterisation")
-    sources.add_argument("--readout", choices=("verbalizer", "linear"),
-                         help="deep: class scores from the label words at the mask (default) or a linear head on "
-                              "the mask's hidden state (P-tuning v2's)")
-    sources.add_argument("--lora-r", type=_positive_int, help="lora: rank (default 8)")
-    sources.add_argument("--lora-alpha", type=float, help="lora: scaling alpha (default 16)")
-    sources.add_argument("--lora-dropout", type=float, help="lora: dropout (default 0)")
-    sources.add_argument("--lora-targets", metavar="NAMES",
-                         help="lora: comma-separated module names (default: PEFT's for the architecture)")
-    sources.add_argument("--adapter-method", metavar="PEFT_TYPE",
-                         help="adapter: a PEFT tuner such as ia3 (default), loha, lokr, oft, vera, ln_tuning")
-    sources.add_argument("--bitfit-pattern", metavar="REGEX", help="bitfit: train only the biases whose names match")
+    add_tuning_flags(train, sources)  # generated from the tuning methods' configs
     train.set_defaults(run=run_train)
 
     adapt = commands.add_parser(
@@ -479,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     search_data.add_argument("--dev", help="labelled dev file the candidates are scored on (with --data: default "
                                            "its dev split); it needs at least two classes")
     search_data.add_argument("--label-column", default="label", help="label column of the files (default: label)")
+    _add_label_map(search_data, search=True)
     search_options = search.add_argument_group("search")
     search_options.add_argument("--method", choices=("all", "labels", "infill", "autoprompt"), default="all",
                                 help="what to search (see above; default all)")

@@ -71,13 +71,14 @@ def _demo_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _classifier(args: argparse.Namespace, **training: Any) -> Any:
     from ..estimators.classifier import PromptClassifier
+    from ..estimators.options import from_flat
 
     if getattr(args, "model_dir", None):
         from ..estimators.ensemble import PromptEnsemble, saved_class
 
         saved = saved_class(args.model_dir)
         base = {"model": args.model} if getattr(args, "model", None) else {}  # the caller's model, never a saved path
-        base.update(batch_size=args.batch_size, device=args.device, show_progress=None)
+        base.update(batch_size=args.batch_size, device=args.device, show_progress=_show_progress(args))
         if args.dtype:  # else the dtype the folder was saved with
             base["dtype"] = args.dtype
         demos = _demo_options(args)
@@ -91,18 +92,24 @@ def _classifier(args: argparse.Namespace, **training: Any) -> Any:
             if args.calibrate:
                 raise PromptlearnError(f"--calibrate needs a prompt, but {args.model_dir} holds a {saved.__name__}")
             return saved.load(args.model_dir, **base)
-        classifier = PromptClassifier.load(args.model_dir, **base)
-        return classifier.set_params(calibrate=args.calibrate or classifier.calibrate, **demos)
+        classifier = PromptClassifier.load(args.model_dir, **base, **demos)  # load() takes the flat names
+        return classifier.set_params(calibrate=args.calibrate or classifier.calibrate)
     if not args.template:
         raise PromptlearnError("--template is required (a file, a shipped name such as sst2/it_was, or Jinja text)")
+    flat = dict(multi_token=args.multi_token, after_mask=args.after_mask, aggregation=args.aggregation,
+                shortenable=args.shorten, batch_size=args.batch_size, max_length=args.max_length, **training,
+                **_demo_options(args))  # the CLI's flat option names, folded into the classifier's groups
     return PromptClassifier(
         model=args.model or "smollm2", template=args.template,
-        verbalizer=args.verbalizer or default_verbalizer(args.template),
-        calibrate=args.calibrate, multi_token=args.multi_token, after_mask=args.after_mask,
-        aggregation=args.aggregation, shortenable=args.shorten, batch_size=args.batch_size,
-        max_length=args.max_length, device=args.device, dtype=args.dtype, gguf_file=args.gguf_file,
-        show_progress=None, **training, **_demo_options(args),
+        verbalizer=args.verbalizer or default_verbalizer(args.template), calibrate=args.calibrate,
+        device=args.device, dtype=args.dtype, gguf_file=args.gguf_file, show_progress=_show_progress(args),
+        **from_flat(flat),
     )
+
+
+def _show_progress(args: argparse.Namespace) -> bool | None:
+    """Progress bars: never with -q (--quiet), else on a terminal (None)."""
+    return False if getattr(args, "quiet", False) else None
 
 
 def run_classify(args: argparse.Namespace) -> int:
@@ -233,7 +240,7 @@ def _score(classifier: Any, examples: list[dict[str, Any]], *, both: bool) -> tu
 
     if isinstance(classifier, PromptClassifier):
         primary = "calibrated" if classifier.calibrate else "raw"
-        if both and (classifier.calibrate or not classifier.demos):
+        if both and (classifier.calibrate or not classifier.demonstrations.k):
             raw, calibrated = classifier.raw_and_calibrated_log_proba(examples)
             variants = {"raw": variant(np.exp(raw)), "calibrated": variant(np.exp(calibrated))}
         else:
@@ -349,8 +356,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "calibrate": args.calibrate, "variant": primary,
         "variants": {name: {k: v for k, v in r.items() if k != "classes"} for name, r in reports.items()},
         "content_free_prior": prior,
-        **({"demos": classifier.demos, "demo_selection": classifier.demo_selection, "demo_sets": classifier.demo_sets,
-            "chat_template": classifier.chat_template} if prompt and classifier._uses_context() else {}),
+        **({"demos": classifier.demonstrations.k, "demo_selection": classifier.demonstrations.selection,
+            "demo_sets": classifier.demonstrations.sets, "chat_template": classifier.scoring.chat_template}
+           if prompt and classifier._uses_context() else {}),
         "load_seconds": round(load_seconds, 2), "seconds": round(seconds, 2),
         "examples_per_second": round(len(examples) / seconds, 2) if seconds > 0 else None,
         "warnings": warnings,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 from ..core.errors import DataError
 
@@ -14,7 +16,6 @@ def run_sample(args: argparse.Namespace) -> int:
     ``--input`` and write them to ``--output`` in the format of its suffix, replacing it atomically (it may be
     ``--input``). A class with fewer than K rows is an error unless ``--allow-fewer`` (all of its rows taken)."""
     from ..io.readers import read_labelled_rows
-    from ..io.sampling import k_shot_indices
     from ..io.tables import format_of, write_table
 
     try:
@@ -27,16 +28,29 @@ def run_sample(args: argparse.Namespace) -> int:
                                                             head=args.head)
     if not rows:
         raise DataError(f"{args.input} has no rows to sample from")
-    counts = Counter(labels)
-    short = {c: n for c, n in sorted(counts.items()) if n < args.k}
-    if short and not args.allow_fewer:
-        shown = ", ".join(f"{c!r}: {n}" for c, n in short.items())
-        raise DataError(f"{args.input}: fewer than --k {args.k} rows of class(es) {shown} (label column "
-                        f"{label_column!r}); lower --k, or pass --allow-fewer to take all of their rows")
-    picked = k_shot_indices(labels, args.k, args.seed, strict=False)
+    picked = k_per_class(labels, args.k, args.seed, where=str(args.input), label_column=label_column,
+                         allow_fewer=args.allow_fewer)
     write_table(args.output, header, [rows[i] for i in picked])
     per_class = Counter(labels[i] for i in picked)
     classes = ", ".join(f"{c}: {n}" for c, n in sorted(per_class.items()))
     print(f"promptlearn: sampled {len(picked)} of {len(rows)} rows (per class of {label_column!r}: {classes}; "
           f"seed {args.seed}) -> {args.output}", file=sys.stderr)
     return 0
+
+
+def k_per_class(labels: Sequence[Any], k: int, seed: int, *, where: str, label_column: str | None = None,
+                allow_fewer: bool = False, fix: str = "lower --k, or pass --allow-fewer to take all of their rows"
+                ) -> list[int]:
+    """The positions of K rows per class (seeded; ascending), the one draw of `promptlearn sample` and
+    `promptlearn train --k`, so that both pick the same rows of the same data with the same seed. A class with
+    fewer than K rows is a one-line :class:`DataError` naming it and ending with ``fix``, unless ``allow_fewer``
+    (all of its rows are taken)."""
+    from ..io.sampling import k_shot_indices
+
+    labels = [str(label) for label in labels]
+    short = {c: n for c, n in sorted(Counter(labels).items()) if n < k}
+    if short and not allow_fewer:
+        shown = ", ".join(f"{c!r}: {n}" for c, n in short.items())
+        column = f" (label column {label_column!r})" if label_column else ""
+        raise DataError(f"{where}: fewer than --k {k} rows of class(es) {shown}{column}; {fix}")
+    return k_shot_indices(labels, k, seed, strict=False)

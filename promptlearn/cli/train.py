@@ -13,23 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import PromptlearnError
 from ..io.artifacts import recover_directory
 from ..models.distributed import is_main_process
-from ..core.errors import PromptlearnError
-from .predict import _classifier, _columns, default_verbalizer
+from .predict import _classifier, _columns, _show_progress, default_verbalizer
 
 # --source options: flag -> (the sources it applies to, the source option it sets)
-SOURCE_FLAGS = {
-    "soft_tokens": (("soft", "ptuning"), "n_tokens"), "soft_init": (("soft",), "init"),
-    "soft_init_text": (("soft",), "init_text"), "ptuning_encoder": (("ptuning",), "encoder"),
-    "encoder_hidden": (("ptuning", "deep"), "hidden_size"), "prefix_length": (("deep",), "prefix_length"),
-    "prefix_init": (("deep",), "init"), "prefix_projection": (("deep",), "reparameterize"),
-    "readout": (("deep",), "readout"), "lora_r": (("lora",), "r"), "lora_alpha": (("lora",), "lora_alpha"),
-    "lora_dropout": (("lora",), "lora_dropout"), "lora_targets": (("lora",), "target_modules"),
-    "adapter_method": (("adapter",), "method"), "bitfit_pattern": (("bitfit",), "pattern"),
-}
-
-
 def run_train(args: argparse.Namespace) -> int:
     from ..io.readers import load_data, read_examples
 
@@ -57,16 +46,16 @@ def run_train(args: argparse.Namespace) -> int:
         dev_x, dev_y = load_data(args.dev, "test", **options) if args.dev else (None, None)
     if train_y is None or (dev_x is not None and dev_y is None):
         raise PromptlearnError(f"the training and dev data need labels (column {args.label_column!r})")
+    train_x, train_y = _k_per_class(args, train_x, train_y)
     unlabeled = read_examples(args.unlabeled, columns=columns, label_column=None, fmt=args.fmt)[0] \
         if args.unlabeled else None
     if prompts is not None:
         return _train_ensemble(args, prompts, output, (train_x, train_y),
                                (dev_x, dev_y) if dev_x is not None else None, unlabeled)
-    classifier = _classifier(args, checkpoint_dir=str(output), **_training_options(args), **_source_options(args),
-                             **_progress_options(args))
-    if getattr(args, "quiet", False):  # -q: no progress bars either
-        classifier.set_params(show_progress=False)
+    classifier = _classifier(args, checkpoint_dir=str(output), **_training_options(args), **_progress_options(args))
     classifier.template_, classifier.verbalizer_  # validate before loading the model
+    train_y, dev_y = _read_labels(args, list(classifier.classes_), train_y, dev_y,
+                                  classes_from=classifier.verbalizer_.source or "the verbalizer")
     start = time.perf_counter()
     from ..pipeline.training import TrainingInterrupted
 
@@ -79,7 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"promptlearn: {interrupted_message(exc)}", file=sys.stderr)
         return exc.exit_status
     seconds = time.perf_counter() - start
-    classifier.set_params(checkpoint_dir=None)
+    classifier.set_params(training__checkpoint_dir=None)
     if not is_main_process():  # several processes: they hold the same weights; the main process saves them
         return 0
     classifier.save(output, overwrite=True)
@@ -89,6 +78,47 @@ def run_train(args: argparse.Namespace) -> int:
                "stopped_early": result.stopped_early}
     print(json.dumps(summary))
     return 0
+
+
+def _k_per_class(args: argparse.Namespace, train_x: list, train_y: list) -> tuple[list, list]:
+    """--k: K training examples per class, the draw of `promptlearn sample --k K --seed SEED` (--seed), so that
+    both pick the same rows; everything when --k is not given."""
+    if not getattr(args, "k", None):
+        return train_x, train_y
+    from .sample import k_per_class
+
+    picked = k_per_class(train_y, args.k, args.seed, where=_data_names(args)[0], label_column=args.label_column,
+                         fix="lower --k (`promptlearn sample --allow-fewer` writes a file with all of their rows)")
+    if is_main_process() and not getattr(args, "quiet", False):
+        print(f"promptlearn: training on {args.k} examples per class: {len(picked)} of {len(train_y)} rows "
+              f"(seed {args.seed})", file=sys.stderr)
+    return [train_x[i] for i in picked], [train_y[i] for i in picked]
+
+
+def _read_labels(args: argparse.Namespace, classes: list[str], train_y: list, dev_y: list | None, *,
+                 classes_from: str) -> tuple[list[str], list[str] | None]:
+    """The training and dev labels as class names, read as evaluate reads them (:func:`.labels.class_indices`):
+    --label-map, else names as they are and integer labels as indices with a one-line warning, refused when
+    no label is 0."""
+    from .labels import parse_label_map
+
+    label_map = parse_label_map(getattr(args, "label_map", None))
+    train_where, dev_where = _data_names(args)
+    return (_class_names(train_y, classes, label_map, train_where, classes_from),
+            _class_names(dev_y, classes, label_map, dev_where, classes_from) if dev_y is not None else None)
+
+
+def _data_names(args: argparse.Namespace) -> tuple[str, str]:
+    """How messages name the training and the dev data."""
+    return args.train or f"{args.data} (train split)", args.dev or f"{args.data} (dev split)"
+
+
+def _class_names(labels: list, classes: list[str], label_map: dict[str, str] | None, where: str,
+                 classes_from: str) -> list[str]:
+    from .labels import class_indices
+
+    indices, _ = class_indices(labels, classes, label_map, where=where, classes_from=classes_from)
+    return [classes[i] for i in indices]
 
 
 def interrupted_message(exc: Any) -> str:
@@ -147,34 +177,15 @@ def _progress_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _source_options(args: argparse.Namespace) -> dict[str, Any]:
-    """PromptClassifier's ``source`` and ``source_options`` from `promptlearn train`'s --source options."""
-    source = getattr(args, "source", "manual")
-    options: dict[str, Any] = {}
-    for dest, (sources, option) in SOURCE_FLAGS.items():
-        value = getattr(args, dest, None)
-        if value is None or value is False:
-            continue
-        if source not in sources:
-            flag = "--" + dest.replace("_", "-")
-            raise PromptlearnError(f"{flag} applies to --source {' or '.join(sources)}, not {source}")
-        options[option] = [t.strip() for t in value.split(",") if t.strip()] if dest == "lora_targets" else value
-    if options.get("init_text") and "init" not in options:
-        options["init"] = "text"
-    return {"source": source, "source_options": options or None} if source != "manual" else {}
-
-
 def _training_options(args: argparse.Namespace) -> dict[str, Any]:
-    """PromptClassifier's training parameters from `promptlearn train`'s options."""
-    learning_rate = args.learning_rate
-    if learning_rate is None:
-        from ..tuning import LEARNING_RATES
+    """PromptClassifier's training options (flat names, as the CLI spells them) and its tuning config (``--source``
+    and its flags, ``--learning-rate``: the method's own default when not given)."""
+    from .tuning_flags import tuning_from_args
 
-        learning_rate = LEARNING_RATES[getattr(args, "source", "manual")]
-    return dict(learning_rate=learning_rate, epochs=args.epochs, max_steps=args.max_steps,
-                train_batch_size=args.train_batch_size, gradient_accumulation_steps=args.gradient_accumulation,
-                warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, trainable=args.trainable,
-                mlm_weight=args.mlm_weight, eval_every=args.eval_every, patience=args.patience, seed=args.seed)
+    return dict(epochs=args.epochs, max_steps=args.max_steps, train_batch_size=args.train_batch_size,
+                gradient_accumulation_steps=args.gradient_accumulation, warmup_ratio=args.warmup_ratio,
+                weight_decay=args.weight_decay, eval_every=args.eval_every, patience=args.patience, seed=args.seed,
+                tuning=tuning_from_args(args))
 
 
 def _ensemble_prompts(args: argparse.Namespace) -> list[tuple[str, str | None]] | None:
@@ -211,11 +222,15 @@ def _train_ensemble(args: argparse.Namespace, prompts: list[tuple[str, str | Non
 
     def prompt_classifier(template: str, verbalizer: str | None) -> Any:
         member = _classifier(argparse.Namespace(**{**vars(args), "template": template, "verbalizer": verbalizer}),
-                             **_training_options(args), **_source_options(args))
+                             **_training_options(args))
         member.template_, member.verbalizer_  # validate before loading the model
         return member
 
     members = [prompt_classifier(template, verbalizer) for template, verbalizer in prompts]
+    first = members[0].verbalizer_
+    train_y, dev_y = _read_labels(args, list(first.classes), train[1], dev[1] if dev is not None else None,
+                                  classes_from=first.source or "the verbalizer")
+    train, dev = (train[0], train_y), ((dev[0], dev_y) if dev is not None else None)
     if args.weights_from == "dev" and dev is None:
         raise PromptlearnError("--weights-from dev needs dev data: --dev FILE, or an LM-BFF folder with a dev split")
     ensemble = PromptEnsemble(members, combine=args.ensemble or "mean", weights_from=args.weights_from,
@@ -263,12 +278,12 @@ def _finetune_student(args: argparse.Namespace) -> Any:
     """The distilled sequence classifier: --model with a new head, trained with the same hyper-parameters."""
     from ..estimators.finetune import FineTuneClassifier
 
-    options = {k: v for k, v in _training_options(args).items() if k not in ("trainable", "mlm_weight")}
+    options = {k: v for k, v in _training_options(args).items() if k != "tuning"}
     options["learning_rate"] = args.learning_rate if args.learning_rate is not None else 1e-5  # full fine-tuning
     if args.max_length:
         options["max_length"] = args.max_length
     return FineTuneClassifier(args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
-                              show_progress=None, **options)
+                              show_progress=_show_progress(args), **options)
 
 
 def run_adapt(args: argparse.Namespace) -> int:
@@ -282,7 +297,7 @@ def run_adapt(args: argparse.Namespace) -> int:
     else:
         texts = _subset(shared_unlabelled_texts(args.shared_data or None), args.max_texts, args.seed)
         source = "the shared data (train/dev splits, no test split)"
-    if is_main_process():
+    if is_main_process() and not args.quiet:
         print(f"adapting {args.model} on {len(texts)} texts from {source}", file=sys.stderr)
     if args.threads:
         import torch
@@ -293,7 +308,8 @@ def run_adapt(args: argparse.Namespace) -> int:
                         learning_rate=args.learning_rate, head_learning_rate=args.head_learning_rate,
                         batch_size=args.batch_size, max_length=args.max_length, mlm_probability=args.mlm_probability,
                         checkpoint_every=args.checkpoint_every, seed=args.seed, resume=args.resume,
-                        overwrite=args.overwrite, device=args.device, dtype=args.dtype)
+                        overwrite=args.overwrite, device=args.device, dtype=args.dtype,
+                        show_progress=_show_progress(args))
     except KeyboardInterrupt as exc:  # a TrainingInterrupted (Ctrl-C or SIGTERM) saved the current step first
         print(f"promptlearn: interrupted; the checkpoints are in {args.output}.partial: rerun the same command with "
               "--resume to continue", file=sys.stderr)
@@ -325,6 +341,28 @@ def _search_task_name(args: argparse.Namespace) -> str:
     return "task"
 
 
+def _search_labels(args: argparse.Namespace, train_y: list, dev_y: list) -> tuple[list[str], list[str]]:
+    """search's labels read as evaluate and train read them (:func:`.labels.class_indices`): with --verbalizer,
+    onto its classes (--label-map, else names, else integer labels as indices with a warning; refused when no
+    label is 0); without, --label-map's classes are the classes searched for, and without either the labels
+    themselves are."""
+    from .labels import parse_label_map
+
+    label_map = parse_label_map(args.label_map)
+    if args.verbalizer is not None:
+        from ..core.verbalizer import Verbalizer
+
+        verbalizer = Verbalizer.load(args.verbalizer)
+        classes, classes_from = list(verbalizer.classes), verbalizer.source or "--verbalizer"
+    elif label_map is not None:
+        classes, classes_from = list(dict.fromkeys(label_map.values())), "--label-map"
+    else:
+        return train_y, dev_y
+    train_where, dev_where = _data_names(args)
+    return (_class_names(train_y, classes, label_map, train_where, classes_from),
+            _class_names(dev_y, classes, label_map, dev_where, classes_from))
+
+
 def run_search(args: argparse.Namespace) -> int:
     from ..io.readers import load_data
     from ..applications.search import PromptSearch
@@ -347,6 +385,7 @@ def run_search(args: argparse.Namespace) -> int:
     dev_x, dev_y = load_data(args.dev, "test", **options) if args.dev else load_data(args.data, "dev", **options)
     if train_y is None or dev_y is None:
         raise PromptlearnError(f"the training and dev data need labels (column {args.label_column!r})")
+    train_y, dev_y = _search_labels(args, train_y, dev_y)
     if args.threads:
         import torch
 
@@ -359,9 +398,10 @@ def run_search(args: argparse.Namespace) -> int:
         candidate_words=_candidate_words(args.candidate_words), n_triggers=args.triggers,
         autoprompt_iterations=args.autoprompt_iterations,
         train_steps=args.train_steps, learning_rate=args.learning_rate, keep_margin=args.keep_margin,
-        show_progress=None)
-    print(f"searching prompts ({args.method}) for {task} with {args.model} on {len(train_x)} training and "
-          f"{len(dev_x)} dev examples, budget {args.budget_minutes:g} min", file=sys.stderr)
+        show_progress=_show_progress(args))
+    if not args.quiet:
+        print(f"searching prompts ({args.method}) for {task} with {args.model} on {len(train_x)} training and "
+              f"{len(dev_x)} dev examples, budget {args.budget_minutes:g} min", file=sys.stderr)
     search.fit(train_x, train_y, dev=(dev_x, dev_y))
     search.write(out, task_name=task, overwrite=args.overwrite)
     result = search.result_

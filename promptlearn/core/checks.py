@@ -55,29 +55,10 @@ _KINDS = {"int": (_int, "an integer"), "real": (_real, "a number"), "bool": (_bo
           "names": (_names, "a list of field names (e.g. ['text'])"),
           "device": (_device, "a device name such as 'cpu'")}
 
-#: PromptClassifier's parameters: name -> (kind, None allowed, needed only by fit).
-PROMPT_CLASSIFIER = {
-    "batch_size": ("int", False, False), "max_length": ("int", True, False), "calibrate": ("bool", False, False),
-    "content_free": ("strings", False, False), "multi_token": ("str", False, False),
-    "after_mask": ("str", False, False), "aggregation": ("str", True, False), "shortenable": ("names", True, False),
-    "device": ("device", True, False), "gguf_file": ("path", True, False), "trust_remote_code": ("bool", False, False),
-    "show_progress": ("bool", True, False), "demos": ("int", False, False), "demo_sets": ("int", False, False),
-    "demo_selection": ("str", False, False), "demo_separator": ("str", True, False),
-    "chat_template": ("bool", False, False), "source": ("str", False, False), "seed": ("int", False, False),
-    "learning_rate": ("real", False, True), "epochs": ("real", False, True), "max_steps": ("int", True, True),
-    "train_batch_size": ("int", False, True), "gradient_accumulation_steps": ("int", False, True),
-    "warmup_ratio": ("real", False, True), "weight_decay": ("real", False, True), "trainable": ("str", False, True),
-    "mlm_weight": ("real", False, True), "eval_every": ("int", True, True), "patience": ("int", True, True),
-    "checkpoint_dir": ("path", True, True), "checkpoint_every": ("int", True, True),
-    "checkpoint_minutes": ("real", True, True), "log_every": ("int", True, True),
-    "train_tokens_per_pass": ("int", True, True),
-}
-
-
-def check_param_types(estimator: Any, spec: Mapping[str, tuple[str, bool, bool]] = PROMPT_CLASSIFIER, *,
-                      fitting: bool = False) -> None:
-    """Raise :class:`ConfigError` for the first parameter in ``spec`` whose value has the wrong type (those
-    needed only by ``fit`` are checked when ``fitting``)."""
+def check_types(estimator: Any, spec: Mapping[str, tuple[str, bool, bool]], *, fitting: bool = False) -> None:
+    """Raise :class:`ConfigError` for the first parameter in ``spec`` (name -> (kind, None allowed, needed only by
+    fit)) whose value on ``estimator`` (an estimator or an options group) has the wrong type; those needed only by
+    ``fit`` are checked when ``fitting``."""
     name_of = type(estimator).__name__
     for name, (kind, optional, fit_only) in spec.items():
         if (fit_only and not fitting) or not hasattr(estimator, name):

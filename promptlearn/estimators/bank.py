@@ -85,12 +85,12 @@ class PromptBank:
             member = self._from_classifier(name, prompt)
         else:
             member = self._from_folder(name, Path(prompt))
-        if member.demos or member.chat_template:
+        if member.demonstrations.k or member.scoring.chat_template:
             raise ConfigError(f"prompt {name!r} uses demonstrations or a chat template, which a bank does not support")
         causal = loaded.kind == "causal"
         option, value = ("after_mask", self.after_mask) if causal else ("multi_token", self.multi_token)
-        if getattr(member, option) != value:
-            raise ConfigError(f"prompt {name!r} scores with {option}={getattr(member, option)!r}, the bank with "
+        if getattr(member.scoring, option) != value:
+            raise ConfigError(f"prompt {name!r} scores with {option}={getattr(member.scoring, option)!r}, the bank with "
                               f"{value!r}; make them agree")
         from ..tuning import ManualPrompt
 
@@ -194,7 +194,7 @@ class PromptBank:
     def _prior(self, name: str) -> np.ndarray:
         if name not in self._priors:
             member = self.members[name]
-            examples = content_free_examples(member.template_.fields, member.content_free)
+            examples = content_free_examples(member.template_.fields, member.scoring.content_free)
             scores = self._scores([name] * len(examples), self._route([name] * len(examples), examples))
             self._priors[name] = content_free_prior(np.stack(scores))
         return self._priors[name]

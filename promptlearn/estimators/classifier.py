@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ..core.calibration import CONTENT_FREE, content_free_inputs
-from ..core.checks import check_param_types
+from ..core.calibration import content_free_inputs
+from ..core.checks import check_types
 from ..core.inputs import as_examples, soft_targets
 from ..core.errors import ChatTemplateError, ConfigError, DataError, DemonstrationError, PromptlearnError
+from .options import (GROUPS, DemonstrationOptions, ScoringOptions, TrainingOptions, from_flat, is_flat,
+                      warn_flat)
 from .saved_classifier import load_classifier, save_classifier
 from ..models.loader import LoadedModel, loaded_model
 from ..models.precision import MixedPrecision
@@ -30,16 +32,11 @@ from ..pipeline.pipeline import PromptPipeline
 from ..scorer import Scorer, make_scorer
 from ..core.template import Prompt, Template
 from ..core.verbalizer import Verbalizer
+from ..tuning.config import TuningConfig
 
 logger = logging.getLogger(__name__)
 
 _SOFT_SLOT = re.compile(r"\[SOFT(?::(\d+))?\]")
-
-
-def _learning_rate(source: str) -> float:
-    from ..tuning import LEARNING_RATES
-
-    return LEARNING_RATES[source]
 
 
 def _soft_count(template: Template) -> int:
@@ -79,6 +76,10 @@ def _spec_key(spec: Any) -> Any:
 #: process, not one per classifier, so that classifiers stay picklable and concurrent first loads of one model
 #: path do not race inside transformers.
 _LAZY_STATE = threading.RLock()
+#: The top-level parameters' types: name -> (kind, None allowed, needed only by fit); the groups check their own.
+_PARAMETER_TYPES = {"calibrate": ("bool", False, False), "device": ("device", True, False),
+                    "gguf_file": ("path", True, False), "trust_remote_code": ("bool", False, False),
+                    "show_progress": ("bool", True, False), "seed": ("int", False, False)}
 
 
 class PromptClassifier(ClassifierMixin, BaseEstimator):
@@ -90,134 +91,137 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         ``transformers`` model (then pass ``tokenizer`` too).
     template: a :class:`Template`, a file, a shipped name (``sst2/it_was``) or Jinja text with ``[MASK]``.
     verbalizer: a :class:`Verbalizer`, a dict, a file or a shipped name (``sst2``).
-    calibrate: apply contextual calibration with the ``content_free`` inputs.
-    multi_token: ``parallel`` or ``left_to_right`` decoding of multi-token words (masked LMs).
-    after_mask: causal LMs only: ``drop`` the text after ``[MASK]`` or ``score`` it with each word.
-    aggregation: how several words of one class combine: ``mean`` (of probabilities), ``max``, ``sum``.
-    shortenable: the fields truncation may shorten (default: all the template's fields).
-    max_length: the token budget of one prompt (default: the model's window).
+    tuning: how the prompt is parameterised and what :meth:`fit` trains: a method's name or its config
+        (:mod:`promptlearn.tuning`) — ``manual`` / :class:`~promptlearn.tuning.ManualConfig` (the template as
+        written; fit trains the model's weights, ``trainable`` of them, with PET's optional ``mlm_weight``),
+        ``soft`` (prompt tuning: the template's ``[SOFT]`` / ``[SOFT:n]`` slots are trainable embeddings; a
+        template without slots gets ``[SOFT:n_tokens]`` in front), ``ptuning`` (those embeddings from an LSTM/MLP
+        prompt encoder), ``deep`` (P-tuning v2: key/value prefixes at every layer), ``lora`` / ``adapter``
+        (PEFT), ``bitfit`` (biases). Each config carries its options and its ``learning_rate``. With any method
+        but ``manual`` the base model stays frozen and untouched, fit trains only the prompt's parameters, and
+        :meth:`save` writes only those (plus the base model's name).
+    calibrate: apply contextual calibration (the content-free inputs are ``scoring.content_free``).
+    scoring: :class:`~promptlearn.estimators.options.ScoringOptions` — label-word decoding and aggregation,
+        truncation, batch size, window, content-free inputs, chat template.
+    training: :class:`~promptlearn.estimators.options.TrainingOptions` — epochs or steps, batch size, warmup,
+        weight decay, dev evaluation and early stopping, checkpoints (Ctrl-C / SIGTERM write one and raise
+        :class:`~promptlearn.pipeline.training.TrainingInterrupted`; ``fit(..., resume=True)`` continues),
+        progress lines, the token budget of one pass.
+    demonstrations: :class:`~promptlearn.estimators.options.DemonstrationOptions` — in-context examples per
+        class, their pool, selection and sets. :meth:`fit` trains with demonstrations drawn from the pool at
+        every step (never the example itself); with ``max_steps=0`` it trains nothing and only makes its
+        ``(X, y)`` the pool (in-context learning, the weights untouched).
     device: ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ... (default: ``$PROMPTLEARN_DEVICE``, else cuda when present).
     dtype: the model's weights: ``float32``, ``bfloat16``, ``float16`` or ``auto`` (the checkpoint's own);
         default: as loaded (float32 for a name, untouched for a model object). Scores are float32 whatever
         the dtype; :meth:`fit` trains a bfloat16 model with float32 master weights under autocast and refuses
         float16 (see :mod:`promptlearn.models.precision`).
+    gguf_file, trust_remote_code: how ``model`` is loaded (a GGUF file in a repository or folder; custom model
+        code only when passed here). show_progress: progress bars (default: when stderr is a terminal).
+    seed: every random choice (prompt initialisation, demonstrations, training order and dropout).
 
-    Training (:meth:`fit`, prompt-based fine-tuning as PET / LM-BFF): ``learning_rate``, ``epochs`` or
-    ``max_steps`` (optimizer steps), ``train_batch_size``, ``gradient_accumulation_steps``,
-    ``warmup_ratio``, ``weight_decay``; ``trainable`` (``all``, ``no_embeddings``, ``bottom_frozen:N``,
-    ``top:N``); ``mlm_weight`` (PET's auxiliary language-model loss on unlabelled text:
-    ``(1 - mlm_weight) * CE + mlm_weight * LM``; PET used 1e-4; 0 turns it off, the default);
-    ``eval_every`` / ``patience`` (steps between dev evaluations, and how many without gain stop
-    training; the best dev accuracy's weights are kept); ``checkpoint_dir``, ``checkpoint_every`` and
-    ``checkpoint_minutes`` (atomic checkpoints for ``fit(..., resume=True)``: at every ``checkpoint_every``
-    steps (default: every evaluation), every ``checkpoint_minutes`` of wall-clock time (default 10; None: off),
-    at the end, and when Ctrl-C or SIGTERM stops training, which then raises
-    :class:`~promptlearn.pipeline.training.TrainingInterrupted`); ``log_every`` (a progress line to the
-    ``promptlearn.pipeline.training`` logger every N steps or 30 s, whichever first; None: every 30 s only);
-    ``train_tokens_per_pass`` (a training batch whose examples hold more tokens than this, padded, is computed
-    in several forward/backward passes whose gradients add up to the batch's: the activations kept for the
-    backward pass, ~1.25 MiB per token for SmolLM2-135M, stay bounded whatever the texts' length; None: 512 on
-    a CPU, no limit on a GPU; 0: no limit); ``seed``.
-
-    In-context demonstrations (:mod:`promptlearn.pipeline.demonstrations`): ``demos`` (per class; 0: none) labelled
-    examples from ``demo_pool`` (``(X, y)``; by default :meth:`fit`'s training data), rendered with the same
-    template and their class's first label word: after the example for a masked LM (LM-BFF), before it for a
-    causal LM (a k-shot prompt, joined by ``demo_separator``). ``demo_selection``: ``random``, ``balanced``
-    or ``similar`` (by cosine similarity of ``demo_encoder``'s sentence embeddings, ``minilm`` by default);
-    ``demo_sets`` sets drawn with different seeds are ensembled (mean class log-probability). ``seed`` seeds
-    the draws. ``chat_template``: wrap the prompt in the tokenizer's chat template as a user message (causal
-    instruct models); the label word starts the assistant's reply. :meth:`fit` trains with demonstrations
-    drawn from the pool at every step (never the example itself); with ``max_steps=0`` it trains nothing and
-    only makes its ``(X, y)`` the pool (in-context learning, the weights untouched).
-
-    Continuous prompts and lightweight fine-tuning (:mod:`promptlearn.tuning`): ``source`` — ``manual``
-    (the template as written; :meth:`fit` trains the model's weights), ``soft`` (prompt tuning: the
-    template's ``[SOFT]`` / ``[SOFT:n]`` slots are trainable embeddings; a template without slots gets
-    ``[SOFT:n_tokens]`` in front), ``ptuning`` (those embeddings from an LSTM/MLP prompt encoder), ``deep``
-    (P-tuning v2: key/value prefixes at every layer), ``lora`` / ``adapter`` (PEFT), ``bitfit`` (biases);
-    ``source_options`` — a dict (or the source's config object, e.g. ``SoftPromptConfig``) of its options.
-    With any source but ``manual`` the base model stays frozen and untouched, :meth:`fit` trains only the
-    prompt's parameters (``trainable`` must stay ``all``), and :meth:`save` writes only those (plus the
-    base model's name); :meth:`load` re-attaches them to the base model.
+    Nested options are scikit-learn parameters: ``set_params(training__epochs=3)``, ``GridSearchCV`` over
+    ``{"tuning__learning_rate": [...]}`` and ``clone`` work. The flat keywords of earlier releases
+    (``epochs=3``, ``demos=2``, ``source="soft"``) still work for one release, with a DeprecationWarning.
     """
 
     def __init__(self, model: Any = "smollm2", template: Any = None, verbalizer: Any = None, *,
-                 tokenizer: Any = None, calibrate: bool = False, content_free: Sequence[str] = CONTENT_FREE,
-                 multi_token: str = "parallel", after_mask: str = "drop", aggregation: str = "mean",
-                 shortenable: Sequence[str] | None = None, batch_size: int = 16, max_length: int | None = None,
-                 device: str | None = None, dtype: str | None = None, gguf_file: str | None = None,
-                 trust_remote_code: bool = False,
-                 show_progress: bool | None = None, learning_rate: float = 1e-5, epochs: float = 10.0,
-                 max_steps: int | None = None, train_batch_size: int = 8, gradient_accumulation_steps: int = 1,
-                 warmup_ratio: float = 0.0, weight_decay: float = 0.01, trainable: str = "all",
-                 mlm_weight: float = 0.0, eval_every: int | None = None, patience: int | None = None,
-                 checkpoint_dir: str | None = None, checkpoint_every: int | None = None,
-                 checkpoint_minutes: float | None = 10.0, log_every: int | None = 10,
-                 train_tokens_per_pass: int | None = None, seed: int = 0,
-                 demos: int = 0, demo_pool: Any = None, demo_selection: str = "random", demo_sets: int = 1,
-                 demo_separator: str | None = None, chat_template: bool = False, demo_encoder: Any = "minilm",
-                 source: str = "manual", source_options: Any = None) -> None:
+                 tokenizer: Any = None, tuning: str | TuningConfig = "manual", calibrate: bool = False,
+                 scoring: ScoringOptions = ScoringOptions(), training: TrainingOptions = TrainingOptions(),
+                 demonstrations: DemonstrationOptions = DemonstrationOptions(), device: str | None = None,
+                 dtype: str | None = None, gguf_file: str | None = None, trust_remote_code: bool = False,
+                 show_progress: bool | None = None, seed: int = 0, **legacy: Any) -> None:
+        if legacy:  # the flat keywords of earlier releases, folded into the groups (DeprecationWarning)
+            unknown = sorted(name for name in legacy if not is_flat(name))
+            if unknown:
+                raise ConfigError(f"PromptClassifier got unexpected keyword(s) {unknown}")
+            warn_flat("PromptClassifier", legacy)
+            grouped = from_flat(legacy, {"scoring": scoring, "training": training, "demonstrations": demonstrations,
+                                         "tuning": tuning})
+            scoring, training = grouped.get("scoring", scoring), grouped.get("training", training)
+            demonstrations, tuning = grouped.get("demonstrations", demonstrations), grouped.get("tuning", tuning)
         self.model = model
         self.template = template
         self.verbalizer = verbalizer
         self.tokenizer = tokenizer
+        self.tuning = tuning
         self.calibrate = calibrate
-        self.content_free = content_free
-        self.multi_token = multi_token
-        self.after_mask = after_mask
-        self.aggregation = aggregation
-        self.shortenable = shortenable
-        self.batch_size = batch_size
-        self.max_length = max_length
+        self.scoring = scoring
+        self.training = training
+        self.demonstrations = demonstrations
         self.device = device
         self.dtype = dtype
         self.gguf_file = gguf_file
         self.trust_remote_code = trust_remote_code
         self.show_progress = show_progress
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.max_steps = max_steps
-        self.train_batch_size = train_batch_size
-        self.gradient_accumulation_steps = gradient_accumulation_steps
-        self.warmup_ratio = warmup_ratio
-        self.weight_decay = weight_decay
-        self.trainable = trainable
-        self.mlm_weight = mlm_weight
-        self.eval_every = eval_every
-        self.patience = patience
-        self.checkpoint_dir = checkpoint_dir
-        self.checkpoint_every = checkpoint_every
-        self.checkpoint_minutes = checkpoint_minutes
-        self.log_every = log_every
-        self.train_tokens_per_pass = train_tokens_per_pass
         self.seed = seed
-        self.demos = demos
-        self.demo_pool = demo_pool
-        self.demo_selection = demo_selection
-        self.demo_sets = demo_sets
-        self.demo_separator = demo_separator
-        self.chat_template = chat_template
-        self.demo_encoder = demo_encoder
-        self.source = source
-        self.source_options = source_options
+
+    def set_params(self, **params: Any) -> PromptClassifier:
+        """scikit-learn's ``set_params``; nested options (``training__epochs=3``, ``tuning__learning_rate=...``)
+        replace the group with a changed copy, so a group shared with another classifier is never changed."""
+        direct, nested, legacy = {}, {}, {}
+        for key, value in params.items():
+            name, nested_key, option = key.partition("__")
+            if nested_key:
+                nested.setdefault(name, {})[option] = value
+            elif is_flat(key):
+                legacy[key] = value
+            else:
+                direct[key] = value
+        super().set_params(**direct)
+        if legacy:
+            warn_flat("PromptClassifier.set_params", legacy)
+            current = {name: getattr(self, name) for name in (*GROUPS, "tuning")}
+            for name, value in from_flat(legacy, current).items():
+                setattr(self, name, value)
+        for name, changes in nested.items():
+            if name == "tuning":
+                self.tuning = self.tuning_config_.replace(**changes)
+            elif name in GROUPS:
+                setattr(self, name, getattr(self, name).replace(**changes))
+            else:
+                raise ConfigError(f"PromptClassifier has no parameter group {name!r}; groups: tuning, "
+                                  f"{', '.join(GROUPS)}")
+        return self
+
+    def _check_params(self, fitting: bool = False) -> None:
+        """A wrong type is one ConfigError naming the parameter, before the model is loaded."""
+        check_types(self, _PARAMETER_TYPES)
+        for name, group in GROUPS.items():
+            value = getattr(self, name)
+            if not isinstance(value, group):
+                raise ConfigError(f"PromptClassifier({name}=...) must be a {group.__name__}, got "
+                                  f"{type(value).__name__}")
+            value.check(fitting=fitting)
+
+    @property
+    def tuning_config_(self) -> TuningConfig:
+        """The tuning method's config (``tuning`` as given, or the named method's defaults), checked."""
+        from ..tuning import TuningConfig, tuning_config
+
+        if isinstance(self.tuning, TuningConfig):
+            return tuning_config(self.tuning.source, self.tuning)
+        if not isinstance(self.tuning, str):
+            raise ConfigError(f"PromptClassifier(tuning=...) must be a method's name (e.g. 'soft') or its config "
+                              f"(e.g. SoftPromptConfig(n_tokens=8)), got {type(self.tuning).__name__}")
+        return tuning_config(self.tuning)
 
     # -- resolved configuration ----------------------------------------------------------------
     @property
     def template_(self) -> Template:
         if self.template is None:
             raise PromptlearnError("no template given; pass template= (a file, 'task/name' or Jinja text with [MASK])")
-        key = (_spec_key(self.template), tuple(self.shortenable) if self.shortenable is not None else None,
-               self.source, _spec_key(self.source_options) if isinstance(self.source_options, Mapping) else
-               repr(self.source_options))
+        shortenable = self.scoring.shortenable
+        tuning = self.tuning_config_
+        key = (_spec_key(self.template), tuple(shortenable) if shortenable is not None else None, repr(tuning))
         if getattr(self, "_template_key", None) != key:
-            template = Template.load(self.template, shortenable=self.shortenable)
-            from ..tuning import DEFAULT_SOFT_TOKENS, SOFT_SOURCES
+            template = Template.load(self.template, shortenable=shortenable)
+            from ..tuning import DEFAULT_SOFT_TOKENS
 
-            if self.source in SOFT_SOURCES and not _SOFT_SLOT.search(template.source):
+            if tuning.fills_soft_slots and not _SOFT_SLOT.search(template.source):
                 # Prompt tuning on a template without soft slots: the soft prompt goes in front (Lester et al.).
-                n = self._source_config().n_tokens or DEFAULT_SOFT_TOKENS
-                template = Template(f"[SOFT:{n}] " + template.source, name=template.name,
-                                    shortenable=self.shortenable)
+                n = tuning.n_tokens or DEFAULT_SOFT_TOKENS
+                template = Template(f"[SOFT:{n}] " + template.source, name=template.name, shortenable=shortenable)
             self._template_cache = template
             self._template_key = key
         return self._template_cache
@@ -226,9 +230,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def verbalizer_(self) -> Verbalizer:
         if self.verbalizer is None:
             raise PromptlearnError("no verbalizer given; pass verbalizer= (a file, a shipped name or a dict)")
-        key = (_spec_key(self.verbalizer), self.aggregation)
+        key = (_spec_key(self.verbalizer), self.scoring.aggregation)
         if getattr(self, "_verbalizer_key", None) != key:
-            self._verbalizer_cache = Verbalizer.load(self.verbalizer, aggregation=self.aggregation)
+            self._verbalizer_cache = Verbalizer.load(self.verbalizer, aggregation=self.scoring.aggregation)
             self._verbalizer_key = key
         return self._verbalizer_cache
 
@@ -254,30 +258,26 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def scorer_(self) -> Scorer:
-        check_param_types(self)  # a wrong type is one ConfigError, before the model is loaded
+        self._check_params()  # a wrong type is one ConfigError, before the model is loaded
         loaded = self.model_
-        options = (self.multi_token, self.after_mask, self.batch_size, self.max_length, self.show_progress)
+        scoring = self.scoring
+        options = (scoring.multi_token, scoring.after_mask, scoring.batch_size, scoring.max_length, self.show_progress)
         with _LAZY_STATE:
             if getattr(self, "_scorer_cache", None) is None or self._scorer_options != options:
                 self._scorer_cache = make_scorer(loaded.kind, loaded.model, loaded.tokenizer,
-                                                 multi_token=self.multi_token, after_mask=self.after_mask,
-                                                 batch_size=self.batch_size, max_length=self.max_length,
+                                                 multi_token=scoring.multi_token, after_mask=scoring.after_mask,
+                                                 batch_size=scoring.batch_size, max_length=scoring.max_length,
                                                  show_progress=self.show_progress)
                 self._scorer_options = options
             self._scorer_cache.prompt_source = self._prompt_set()
             return self._scorer_cache
 
     # -- continuous prompts ------------------------------------------------------------------------
-    def _source_config(self) -> Any:
-        from ..tuning import source_config
-
-        return source_config(self.source, self.source_options)
-
     @property
     def prompt_(self) -> Any:
         """The prompt's trainable module (a :class:`~promptlearn.tuning.PromptModule`; None for ``manual``),
         made for the loaded model on first use (initialised from ``seed``, or the saved parameters)."""
-        config = self._source_config()
+        config = self.tuning_config_
         if config.source == "manual":
             return None
         loaded = self.model_
@@ -302,10 +302,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
         template, verbalizer = self.template_, self.verbalizer_
         n_soft = _soft_count(template)
-        if n_soft and config.source not in SOFT_SOURCES:
-            raise ConfigError(f"{template.where} has [SOFT] slots, which only source='soft' or 'ptuning' fills "
-                              f"(source={config.source!r})")
-        if config.source in SOFT_SOURCES and config.n_tokens is not None and config.n_tokens != n_soft:
+        if n_soft and not config.fills_soft_slots:
+            raise ConfigError(f"{template.where} has [SOFT] slots, which only the {' and '.join(SOFT_SOURCES)} tuning "
+                              f"methods fill (tuning={config.source!r})")
+        if config.fills_soft_slots and config.n_tokens is not None and config.n_tokens != n_soft:
             raise ConfigError(f"n_tokens={config.n_tokens} but {template.where} has {n_soft} soft vectors in its "
                               "[SOFT] slots; drop n_tokens or make them agree")
         words = make_scorer(loaded.kind, loaded.model, loaded.tokenizer)  # tokenizes label words in context
@@ -323,44 +323,49 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     # -- demonstrations and chat templates ---------------------------------------------------------
     def _uses_context(self) -> bool:
         """Whether prompts get demonstrations or a chat template (else the plain, unchanged path)."""
-        if isinstance(self.demos, bool) or not isinstance(self.demos, (int, np.integer)) or self.demos < 0:
-            raise ConfigError(f"demos must be a number of demonstrations per class >= 0, got {self.demos!r}")
-        if isinstance(self.demo_sets, bool) or not isinstance(self.demo_sets, (int, np.integer)) or self.demo_sets < 1:
-            raise ConfigError(f"demo_sets must be >= 1, got {self.demo_sets!r}")
-        return self.demos > 0 or bool(self.chat_template)
+        demos = self.demonstrations
+        if isinstance(demos.k, bool) or not isinstance(demos.k, (int, np.integer)) or demos.k < 0:
+            raise ConfigError(f"DemonstrationOptions(k=...) must be a number of demonstrations per class >= 0, got "
+                              f"{demos.k!r}")
+        if isinstance(demos.sets, bool) or not isinstance(demos.sets, (int, np.integer)) or demos.sets < 1:
+            raise ConfigError(f"DemonstrationOptions(sets=...) must be >= 1, got {demos.sets!r}")
+        return demos.k > 0 or bool(self.scoring.chat_template)
 
     def _pool(self) -> Any:
-        """The demonstration pool in use: ``demo_pool``, else the training data of :meth:`fit`."""
-        return self.demo_pool if self.demo_pool is not None else getattr(self, "demo_pool_", None)
+        """The demonstration pool in use: ``demonstrations.pool``, else the training data of :meth:`fit`."""
+        pool = self.demonstrations.pool
+        return pool if pool is not None else getattr(self, "demo_pool_", None)
 
     @property
     def demo_selector_(self) -> Any:
         """The :class:`~promptlearn.pipeline.demonstrations.DemonstrationSelector` of this configuration (None: no demos)."""
         from ..pipeline.demonstrations import DemonstrationSelector, make_encoder, read_pool
 
-        if not self._uses_context() or not self.demos:
+        demos = self.demonstrations
+        if not self._uses_context() or not demos.k:
             return None
         pool = self._pool()
         if pool is None:
-            raise DemonstrationError(f"demos={self.demos} needs labelled examples to draw demonstrations from: pass "
-                                     "demo_pool=(X, y), or call fit(X, y) (its training data become the pool)")
+            raise DemonstrationError(f"{demos.k} demonstration(s) per class need labelled examples to draw them from: "
+                                     "pass a pool (DemonstrationOptions(pool=(X, y)); CLI: --demo-pool FILE), or "
+                                     "call fit(X, y) (its training data become the pool)")
         template, verbalizer, kind = self.template_, self.verbalizer_, self.model_.kind
-        encoder_key = _spec_key(self.demo_encoder) if self.demo_selection == "similar" else None
-        key = (_Same(pool), template, _spec_key(self.verbalizer), self.demos, self.demo_selection, self.seed, kind,
+        encoder_key = _spec_key(demos.encoder) if demos.selection == "similar" else None
+        key = (_Same(pool), template, _spec_key(self.verbalizer), demos.k, demos.selection, self.seed, kind,
                encoder_key)
         if getattr(self, "_selector_key", None) != key:
             examples, labels = read_pool(pool, template, verbalizer)
             encoder = None
-            if self.demo_selection == "similar":
-                if self.demo_encoder is None:
-                    raise DemonstrationError("demo_selection='similar' needs demo_encoder (a model name such as "
-                                             "'minilm', or a callable texts -> vectors)")
+            if demos.selection == "similar":
+                if demos.encoder is None:
+                    raise DemonstrationError("selection='similar' needs DemonstrationOptions(encoder=...): a model "
+                                             "name such as 'minilm', or a callable texts -> vectors")
                 previous = getattr(self, "_encoder_cache", None)
                 encoder = previous[1] if previous and previous[0] == encoder_key else make_encoder(
-                    self.demo_encoder, self.device)
+                    demos.encoder, self.device)
                 self._encoder_cache = (encoder_key, encoder)
             self._selector_cache = DemonstrationSelector(
-                examples, labels, len(verbalizer), template.fields, k=self.demos, selection=self.demo_selection,
+                examples, labels, len(verbalizer), template.fields, k=demos.k, selection=demos.selection,
                 causal=kind == "causal", seed=self.seed, encoder=encoder, classes=verbalizer.classes)
             self._selector_key = key
         return self._selector_cache
@@ -371,11 +376,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
         loaded = self.model_
         causal = loaded.kind == "causal"
-        if self.chat_template and not causal:
+        if self.scoring.chat_template and not causal:
             raise ChatTemplateError(f"chat_template=True needs a causal (instruct) LM; {loaded.name} is a "
                                     f"{loaded.kind} LM")
-        chat = chat_wrapper(loaded.tokenizer, loaded.name) if self.chat_template else None
-        separator = self.demo_separator
+        chat = chat_wrapper(loaded.tokenizer, loaded.name) if self.scoring.chat_template else None
+        separator = self.demonstrations.separator
         if separator is None:
             sep = getattr(loaded.tokenizer, "sep_token", None)
             separator = CAUSAL_SEPARATOR if causal else (f"{sep} " if sep else " ")
@@ -390,11 +395,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         selector = self.demo_selector_ if contextual else None
         separator, chat = self._context_parts() if contextual else (" ", None)
         key = (self.template_, self.verbalizer_, _Same(scorer), _Same(self.prompt_), _Same(selector),
-               content_free_inputs(self.content_free), self.demo_sets, contextual, separator, chat)
+               content_free_inputs(self.scoring.content_free), self.demonstrations.sets, contextual, separator, chat)
         if getattr(self, "_pipeline", None) is None or self._pipeline_key != key:
             self._pipeline = PromptPipeline(self.model_, self.template_, self.verbalizer_, scorer,
-                                            content_free=self.content_free, selector=selector, n_sets=self.demo_sets,
-                                            context=contextual, separator=separator, chat=chat)
+                                            content_free=self.scoring.content_free, selector=selector,
+                                            n_sets=self.demonstrations.sets, context=contextual, separator=separator,
+                                            chat=chat)
             self._pipeline_key = key
         return self._pipeline
 
@@ -453,11 +459,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
         ``y``: labels (class names or indices), or soft targets: an array ``[n_examples, n_classes]`` of class
         probabilities in ``classes_`` order (PET distillation), trained with cross-entropy against them.
-        ``unlabeled``: examples for the auxiliary language-model loss (with ``mlm_weight > 0``).
-        ``dev``: ``(X_dev, y_dev)`` for evaluation every ``eval_every`` steps, early stopping and keeping
-        the best weights. ``resume``: continue from the checkpoint in ``checkpoint_dir``.
+        ``unlabeled``: examples for the auxiliary language-model loss (``ManualConfig(mlm_weight > 0)``).
+        ``dev``: ``(X_dev, y_dev)`` for evaluation every ``training.eval_every`` steps, early stopping and keeping
+        the best weights. ``resume``: continue from the checkpoint in ``training.checkpoint_dir``.
         """
-        check_param_types(self, fitting=True)
+        self._check_params(fitting=True)
+        tuning, options, demos = self.tuning_config_, self.training, self.demonstrations
         import torch
 
         from ..pipeline.objective import dev_accuracy, objective, token_budget_split
@@ -477,39 +484,31 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             dev_examples = as_examples(dev[0], template.fields)
             dev_labels = np.asarray(verbalizer.label_indices(dev[1]))
         contextual = self._uses_context()
-        if contextual and self.demos and self.demo_pool is None:  # LM-BFF: demonstrations from the training data
+        if contextual and demos.k and demos.pool is None:  # LM-BFF: demonstrations from the training data
             from ..pipeline.demonstrations import pool_to_json, read_pool
 
             names = [verbalizer.classes[label] for label in labels]
             self.demo_pool_ = pool_to_json(*read_pool((examples, names), template, verbalizer), verbalizer)
         if contextual:
             self.pipeline_  # checks the pool and the chat template before training
-        if self.max_steps == 0:  # in-context learning only: the labelled data become the pool, no weight changes
-            if not (contextual and self.demos):
-                raise ConfigError("max_steps=0 trains nothing; it is for in-context learning (demos > 0), where "
+        if options.max_steps == 0:  # in-context learning only: the labelled data become the pool, no weight changes
+            if not (contextual and demos.k):
+                raise ConfigError("max_steps=0 trains nothing; it is for in-context learning (DemonstrationOptions(k > 0)), where "
                                   "fit(X, y) only makes X, y the demonstration pool. Set max_steps >= 1 to train.")
             self.training_result_ = None  # the calibration priors are keyed by the pool: no cache to drop
             return self
         auxiliary = None
-        if self.mlm_weight > 0:
+        mlm_weight = float(getattr(tuning, "mlm_weight", 0.0))  # PET's auxiliary LM loss: the manual method's
+        if mlm_weight > 0:
             if unlabeled is None:
                 raise DataError("mlm_weight > 0 needs unlabelled examples: fit(..., unlabeled=...)")
             auxiliary = [template.render(example) for example in as_examples(unlabeled, template.fields)]
         loaded, scorer = self.model_, self.scorer_
         module = self.prompt_
         if module is None:
-            freeze(loaded.model, self.trainable)
+            freeze(loaded.model, tuning.trainable)
         else:  # continuous prompt / PEFT / BitFit: the base model stays frozen, only the prompt trains
-            if self.trainable != "all":
-                raise ConfigError(f"trainable={self.trainable!r} chooses which model weights train; with "
-                                  f"source={self.source!r} only the prompt's parameters do (leave trainable='all')")
-            if self.mlm_weight > 0:
-                raise ConfigError(f"mlm_weight > 0 (PET's auxiliary LM loss) trains the model's weights; it is not "
-                                  f"available with source={self.source!r}")
             module.freeze_base()
-            if self.learning_rate == 1e-5:
-                logger.warning("learning_rate=1e-5 suits full fine-tuning; a %s prompt usually needs 1e-3 to 3e-2 (the "
-                               "CLI's default for it: %g)", self.source, _learning_rate(self.source))
         pipeline = self.pipeline_
         precision = MixedPrecision(loaded.model if module is None else module)
         # Fixed prompts are tokenized once, not at every step (demonstrations change every step).
@@ -517,20 +516,21 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         target = torch.as_tensor(labels, device=scorer.device)
         if soft is not None:  # cross_entropy takes class probabilities as targets too (float, [n, C])
             target = torch.as_tensor(soft, dtype=torch.float32, device=scorer.device)
-        loss_fn = objective(pipeline, examples, target, precision=precision, demonstrations=bool(self.demos),
-                            encoded=encoded, auxiliary=auxiliary, mlm_weight=float(self.mlm_weight))
-        split = token_budget_split(encoded, self.train_tokens_per_pass, scorer.device.type) if auxiliary is None else None
+        loss_fn = objective(pipeline, examples, target, precision=precision, demonstrations=bool(demos.k),
+                            encoded=encoded, auxiliary=auxiliary, mlm_weight=mlm_weight)
+        split = token_budget_split(encoded, options.tokens_per_pass, scorer.device.type) if auxiliary is None else None
         evaluate = dev_accuracy(pipeline, dev_examples, dev_labels, precision) if dev is not None else None
         config = TrainingConfig(
-            learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.max_steps,
-            batch_size=self.train_batch_size, gradient_accumulation_steps=self.gradient_accumulation_steps,
-            warmup_ratio=self.warmup_ratio, weight_decay=self.weight_decay, eval_every=self.eval_every,
-            patience=self.patience, checkpoint_every=self.checkpoint_every or self.eval_every, seed=self.seed,
-            checkpoint_seconds=60.0 * self.checkpoint_minutes if self.checkpoint_minutes is not None else None)
+            learning_rate=tuning.learning_rate, epochs=options.epochs, max_steps=options.max_steps,
+            batch_size=options.batch_size, gradient_accumulation_steps=options.gradient_accumulation_steps,
+            warmup_ratio=options.warmup_ratio, weight_decay=options.weight_decay, eval_every=options.eval_every,
+            patience=options.patience, checkpoint_every=options.checkpoint_every or options.eval_every,
+            seed=self.seed, checkpoint_seconds=(60.0 * options.checkpoint_minutes
+                                                if options.checkpoint_minutes is not None else None))
         trainer = Trainer(loaded.model if module is None else module, loss_fn, len(examples), config,
-                          evaluate=evaluate, checkpoint_dir=self.checkpoint_dir,
-                          show_progress=self.show_progress, log_every=self.log_every, split=split,
-                          description="prompt-based fine-tuning" if module is None else f"{self.source} prompt")
+                          evaluate=evaluate, checkpoint_dir=options.checkpoint_dir,
+                          show_progress=self.show_progress, log_every=options.log_every, split=split,
+                          description="prompt-based fine-tuning" if module is None else f"{tuning.source} prompt")
         with precision:
             self.training_result_ = trainer.train(resume=resume)
         loaded.model.eval()
@@ -554,7 +554,18 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         """Rebuild a classifier saved by :meth:`save`; ``overrides`` replace saved parameters (e.g. ``device``;
         ``model=`` and ``tokenizer=`` give a continuous prompt a base model object to attach to).
 
+        ``overrides`` may also set one option of a group (``scoring__batch_size=1``) or use the flat option names
+        (``batch_size=1``), on top of the saved group.
+
         Loading runs no code from the folder and reads nothing outside it
         (:mod:`promptlearn.estimators.saved_folders`): ``trust_remote_code`` is only what is passed here; a base
         model recorded as a local path outside the folder is used only when ``model=`` is passed."""
         return load_classifier(cls, directory, **overrides)
+
+    @classmethod
+    def accepts_override(cls, name: str) -> bool:
+        """Whether :meth:`load` takes ``name`` as an override: a parameter, a group's option (``scoring__batch_size``)
+        or a flat option name (``batch_size``: a PromptEnsemble passes its overrides to every member in the
+        member's own spelling)."""
+        group, nested, _ = name.partition("__")
+        return name in cls._get_param_names() or is_flat(name) or bool(nested) and group in (*GROUPS, "tuning")

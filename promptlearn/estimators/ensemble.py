@@ -567,7 +567,8 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
             # a member is a folder inside this one: never an absolute path, '..' or a link leading out
             folder = saved.inside(entry.get("folder"), f"members[{position}].folder", kind="dir")
             member_class = saved_class(folder)
-            accepted = {k: v for k, v in rest.items() if k in set(member_class._get_param_names())}
+            accepts = getattr(member_class, "accepts_override", lambda name: name in member_class._get_param_names())
+            accepted = {k: v for k, v in rest.items() if accepts(k)}
             used.update(accepted)
             members.append(member_class.load(folder, **accepted))
         if set(rest) - used:

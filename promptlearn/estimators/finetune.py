@@ -20,7 +20,7 @@ from ..core.errors import ConfigError, DataError, ModelLoadError, PromptlearnErr
 from ..core.inputs import soft_targets
 from ..io.artifacts import atomic_directory, atomic_write_text, save_model_folder
 from ..models.encoder import dtype_option, ensure_pad_token, load_tokenizer, row_batches
-from ..models.loader import _not_found_message, resolve, resolve_device
+from ..models.loader import _not_found_message, resolve_device, resolve_local
 from ..models.precision import MixedPrecision
 from .saved_folders import recorded_model_name
 from .text_baseline import FORMAT_VERSION, _json_params, _open_saved, _resolve_fields, _texts, _TextClassifier
@@ -77,7 +77,7 @@ class FineTuneClassifier(_TextClassifier):
     def _build_model(self, classes: list[str]) -> tuple[Any, Any, str]:
         """A fresh sequence-classification model from ``model`` with a seeded new head for ``classes``."""
         if isinstance(self.model, (str, os.PathLike)):
-            source, gguf = resolve(str(self.model))
+            source, gguf = resolve_local(str(self.model))
             tokenizer = self.tokenizer if self.tokenizer is not None else load_tokenizer(source, self.model, gguf)
             model = self._from_source(source, gguf, str(self.model), tokenizer, classes)
             return model, tokenizer, resolve_device(self.device)

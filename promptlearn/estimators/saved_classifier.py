@@ -16,43 +16,51 @@ from ..core.template import Template
 from ..core.verbalizer import Verbalizer
 from ..io.artifacts import atomic_directory, atomic_write_text, save_model_folder
 from ..models.loader import dtype_name
+from .options import GROUPS, from_flat, is_flat
 from .saved_folders import open_saved, recorded_model_name
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "promptlearn.PromptClassifier"
-FORMAT_VERSION = 1
-PROMPT_FILE = "prompt.safetensors"  # a continuous prompt's parameters (sources other than manual)
+#: 2: the grouped parameters (scoring, training, demonstrations, tuning); 1 (flat parameters) still loads.
+FORMAT_VERSION = 2
+PROMPT_FILE = "prompt.safetensors"  # a continuous prompt's parameters (tuning methods other than manual)
 # config.json's keys and their JSON types (checked on load: a damaged file gives one line, not a traceback)
 SAVED_SCHEMA = {"model": (str, type(None)), "base_model": (str, type(None)), "template": (dict,),
-                 "verbalizer": (dict,), "params": (dict,), "prompt": (dict, type(None))}
+                "verbalizer": (dict,), "params": (dict,), "prompt": (dict, type(None))}
+_GROUP_NAMES = (*GROUPS, "tuning")
 
 
 def save_classifier(classifier: Any, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """``classifier.save(directory)``: see :meth:`PromptClassifier.save <promptlearn.PromptClassifier.save>`."""
     directory = Path(directory)
     params = {k: v for k, v in classifier.get_params(deep=False).items()
-              if k not in ("model", "template", "verbalizer", "tokenizer", "trust_remote_code")}
-    params["content_free"] = list(content_free_inputs(params["content_free"]))  # one string: one input
-    params["shortenable"] = list(params["shortenable"]) if params["shortenable"] is not None else None
+              if k not in ("model", "template", "verbalizer", "tokenizer", "trust_remote_code", *_GROUP_NAMES)}
     params["dtype"] = dtype_name(params["dtype"])  # a torch.dtype is saved by its name
-    params["demo_pool"] = None
+    scoring = classifier.scoring.get_params()
+    scoring["content_free"] = list(content_free_inputs(scoring["content_free"]))  # one string: one input
+    scoring["shortenable"] = list(scoring["shortenable"]) if scoring["shortenable"] is not None else None
+    demonstrations = classifier.demonstrations.get_params()
+    demonstrations["pool"] = None
     if classifier._pool() is not None:  # the pool is data: saved in config.json, so load() draws the same demonstrations
         from ..pipeline.demonstrations import pool_to_json, read_pool
 
-        params["demo_pool"] = pool_to_json(*read_pool(classifier._pool(), classifier.template_, classifier.verbalizer_),
-                                           classifier.verbalizer_)
-    if not isinstance(params["demo_encoder"], (str, os.PathLike, type(None))):
-        logger.warning("demo_encoder is a Python object and is not saved; pass demo_encoder= to load()")
-        params["demo_encoder"] = None
-    elif params["demo_encoder"] is not None:
-        params["demo_encoder"] = recorded_model_name(params["demo_encoder"])
+        demonstrations["pool"] = pool_to_json(*read_pool(classifier._pool(), classifier.template_,
+                                                         classifier.verbalizer_), classifier.verbalizer_)
+    encoder = demonstrations["encoder"]
+    if not isinstance(encoder, (str, os.PathLike, type(None))):
+        logger.warning("the demonstrations' encoder is a Python object and is not saved; pass "
+                       "demonstrations=DemonstrationOptions(encoder=...) to load()")
+        demonstrations["encoder"] = None
+    elif encoder is not None:
+        demonstrations["encoder"] = recorded_model_name(encoder)
+    tuning = classifier.tuning_config_
+    params.update(scoring=scoring, training=classifier.training.get_params(), demonstrations=demonstrations,
+                  tuning=tuning.to_dict())
     module = classifier.prompt_
-    if module is not None:  # a continuous prompt: its parameters and options, never the base model's weights
-        params["source_options"] = {k: v for k, v in classifier._source_config().to_dict().items() if k != "source"}
-        if not isinstance(classifier.model, (str, os.PathLike)):
-            logger.warning("the base model is saved by its name only (%r); pass model= (and tokenizer=) to load() "
-                           "if that name cannot be loaded", classifier.model_.name)
+    if module is not None and not isinstance(classifier.model, (str, os.PathLike)):
+        logger.warning("the base model is saved by its name only (%r); pass model= (and tokenizer=) to load() "
+                       "if that name cannot be loaded", classifier.model_.name)
     config = {
         "format": FORMAT, "version": FORMAT_VERSION,
         "model": (recorded_model_name(classifier.model) if isinstance(classifier.model, (str, os.PathLike))
@@ -65,12 +73,12 @@ def save_classifier(classifier: Any, directory: str | os.PathLike, *, overwrite:
     }
     if module is not None:
         config["model"] = config["base_model"]
-        config["prompt"] = {"source": classifier.source, "file": PROMPT_FILE, "parameters": module.n_parameters()}
+        config["prompt"] = {"source": tuning.source, "file": PROMPT_FILE, "parameters": module.n_parameters()}
     with atomic_directory(directory, overwrite=overwrite) as tmp:
         if module is not None:
             from safetensors.torch import save_file
 
-            save_file(module.prompt_state(), str(tmp / PROMPT_FILE), metadata={"source": classifier.source})
+            save_file(module.prompt_state(), str(tmp / PROMPT_FILE), metadata={"source": tuning.source})
         elif config["model"] is None:
             loaded = classifier.model_
             save_model_folder(loaded.model, loaded.tokenizer, tmp / "model")
@@ -78,8 +86,51 @@ def save_classifier(classifier: Any, directory: str | os.PathLike, *, overwrite:
     return directory
 
 
+def _grouped(folder: Any, cls: type) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(top-level parameters, the groups' options as dicts) of a saved folder, format 2 or 1 (flat)."""
+    raw = folder.require(folder.config.get("params"), "'params'", (dict,))
+    if folder.config.get("version", 0) >= 2:
+        groups = {name: dict(folder.require(raw.get(name, {}), f"params.{name}", (dict,))) for name in _GROUP_NAMES}
+        top = folder.params(cls, exclude=("model", "template", "verbalizer", "tokenizer", *_GROUP_NAMES))
+        return top, groups
+    # format 1: the flat keywords of earlier releases
+    flat = {k: v for k, v in raw.items() if is_flat(k)}
+    top = folder.params(cls, exclude=("model", "template", "verbalizer", "tokenizer", *flat),
+                        values={k: v for k, v in raw.items() if k not in flat})
+    source = folder.require(flat.get("source", "manual"), "params.source", (str,))
+    folder.require(flat.get("source_options"), "params.source_options", (dict, type(None)))
+    if source != "manual":  # format 1 saved trainable / mlm_weight for every method; only manual has them
+        flat.pop("trainable", None)
+        flat.pop("mlm_weight", None)
+    with folder.building():
+        grouped = from_flat(flat)
+    groups = {name: grouped[name].get_params() if name in grouped else {} for name in GROUPS}
+    groups["tuning"] = grouped["tuning"].to_dict() if "tuning" in grouped else {"source": "manual"}
+    return top, groups
+
+
+def _is_option(name: str) -> bool:
+    """Whether a load() override names one option of a group: nested (``scoring__batch_size``) or flat."""
+    return is_flat(name) or name.partition("__")[0] in _GROUP_NAMES and "__" in name
+
+
+def _options_overrides(groups: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The saved groups with the single options of ``overrides`` applied (nested or flat names)."""
+    changed = dict(groups)
+    for name, value in overrides.items():
+        group, nested, option = name.partition("__")
+        if nested and group in changed:
+            changed[group] = changed[group].replace(**{option: value})
+    flat = {k: v for k, v in overrides.items() if is_flat(k)}
+    if flat:  # load()'s overrides may use the flat names, as the CLI and ensembles do (no warning here)
+        changed.update(from_flat(flat, changed))
+    return changed
+
+
 def load_classifier(cls: type, directory: str | os.PathLike, **overrides: Any) -> Any:
     """``cls.load(directory, **overrides)``: see :meth:`PromptClassifier.load <promptlearn.PromptClassifier.load>`."""
+    from ..tuning import tuning_config
+
     folder = open_saved(directory, fmt=FORMAT, version=FORMAT_VERSION, what="PromptClassifier",
                         schema=SAVED_SCHEMA, required=("model", "template", "verbalizer", "params"))
     config = folder.config
@@ -87,13 +138,16 @@ def load_classifier(cls: type, directory: str | os.PathLike, **overrides: Any) -
         raise folder.fail("'template'", "lacks its 'source'")
     source = folder.require(config["template"]["source"], "template.source", (str,))
     name = folder.require(config["template"].get("name"), "template.name", (str, type(None)))
-    params = folder.params(cls, exclude=("model", "template", "verbalizer", "tokenizer"))
-    for key, types in (("demo_pool", (dict, type(None))), ("source_options", (dict, type(None))),
-                       ("demo_encoder", (str, type(None)))):
-        folder.require(params.get(key), f"params.{key}", types)
+    params, groups = _grouped(folder, cls)
+    scoring, demonstrations = groups["scoring"], groups["demonstrations"]
+    folder.require(demonstrations.get("pool"), "params.demonstrations.pool", (dict, type(None)))
+    folder.require(demonstrations.get("encoder"), "params.demonstrations.encoder", (str, type(None)))
     for key in ("content_free", "shortenable"):
-        if params.get(key) is not None:
-            folder.string_list(params[key], f"params.{key}")
+        if scoring.get(key) is not None:
+            folder.string_list(scoring[key], f"params.scoring.{key}")
+    if isinstance(scoring.get("content_free"), list):
+        scoring["content_free"] = tuple(scoring["content_free"])  # as the default holds it
+    groups["training"].pop("checkpoint_dir", None)  # a place to write to is the caller's choice, never a folder's
     if "gguf_file" not in overrides:
         params["gguf_file"] = folder.file_name(params.get("gguf_file"), "params.gguf_file")
     model = overrides.pop("model", None)
@@ -104,19 +158,27 @@ def load_classifier(cls: type, directory: str | os.PathLike, **overrides: Any) -
             params["gguf_file"] = None
         else:
             model = folder.model_name(config["model"], "'model'")
-    if isinstance(params.get("demo_encoder"), str) and "demo_encoder" not in overrides:
-        params["demo_encoder"] = folder.model_name(params["demo_encoder"], "params.demo_encoder",
-                                                   parameter="demo_encoder")
-    params.update(overrides)
+    if isinstance(demonstrations.get("encoder"), str):
+        demonstrations["encoder"] = folder.model_name(demonstrations["encoder"], "params.demonstrations.encoder",
+                                                      parameter="demonstrations")
     with folder.building():
-        Verbalizer.load(config["verbalizer"], aggregation=params.get("aggregation"))  # checked now, not later
-        template = Template(source, name=name, shortenable=params.get("shortenable"))
-        classifier = cls(model=model, template=template, verbalizer=config["verbalizer"], **params)
-    if params.get("source", "manual") != "manual":
+        built = {name: GROUPS[name](**groups[name]) for name in GROUPS}
+        for group in built.values():
+            group.check(fitting=True)
+        tuning_options = dict(groups["tuning"])
+        built["tuning"] = tuning_config(tuning_options.pop("source", "manual"), tuning_options)
+        built.update({k: v for k, v in overrides.items() if k in built})  # a whole group given
+        built.update(_options_overrides(built, overrides))  # one option: scoring__batch_size=, or batch_size=
+        params.update({k: v for k, v in overrides.items() if k not in built and not _is_option(k)})
+        Verbalizer.load(config["verbalizer"], aggregation=built["scoring"].aggregation)  # checked now, not later
+        template = Template(source, name=name, shortenable=built["scoring"].shortenable)
+        classifier = cls(model=model, template=template, verbalizer=config["verbalizer"], **params, **built)
+    tuning = classifier.tuning_config_
+    if tuning.source != "manual":
         from safetensors.torch import load_file
 
         if not (folder.directory / PROMPT_FILE).is_file():
-            raise PromptlearnError(f"{folder.directory} holds a {params['source']!r} prompt but not its "
+            raise PromptlearnError(f"{folder.directory} holds a {tuning.source!r} prompt but not its "
                                    f"parameters ({PROMPT_FILE}); save it again")
         path = folder.inside(PROMPT_FILE, f"the prompt's parameters ({PROMPT_FILE})")
         try:

@@ -136,11 +136,12 @@ class SavedFolder:
             self.require(item, f"{field}[{position}]", (str,))
         return list(value)
 
-    def params(self, cls: type, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-        """The saved ``params`` checked against ``cls``'s constructor: known names, JSON types that fit the
-        defaults. ``trust_remote_code`` is dropped (only the caller's value counts), and so is a saved
-        ``checkpoint_dir`` (a place to write to is the caller's choice, never a saved folder's)."""
-        params = dict(self.require(self.config.get("params"), "'params'", (dict,)))
+    def params(self, cls: type, *, exclude: tuple[str, ...] = (), values: Mapping[str, Any] | None = None
+               ) -> dict[str, Any]:
+        """The saved ``params`` (or ``values``, when given) checked against ``cls``'s constructor: known names,
+        JSON types that fit the defaults. ``trust_remote_code`` is dropped (only the caller's value counts), and
+        so is a saved ``checkpoint_dir`` (a place to write to is the caller's choice, never a saved folder's)."""
+        params = dict(values if values is not None else self.require(self.config.get("params"), "'params'", (dict,)))
         signature = inspect.signature(cls.__init__)
         names = {n for n, p in signature.parameters.items() if n != "self" and p.kind is not p.VAR_KEYWORD}
         unknown = sorted(set(params) - names - set(exclude))
@@ -297,11 +298,3 @@ def open_saved(directory: str | os.PathLike, *, fmt: str, version: int, what: st
     """Open a saved folder for loading (see the module's docstring): finish an interrupted save, read and check
     ``config.json`` (format, version, required keys, their JSON types)."""
     return SavedFolder(directory, fmt=fmt, version=version, what=what, schema=schema or {}, required=required)
-
-
-def read_config(directory: str | os.PathLike, *, fmt: str, version: int, what: str,
-                required: tuple[str, ...]) -> dict[str, Any]:
-    """``config.json`` of a saved folder, checked (kept for callers of earlier versions): loaders use
-    :func:`open_saved`, which also resolves what the folder names without leaving it."""
-    return open_saved(directory, fmt=fmt, version=version, what=what, schema={"params": (dict,)},
-                      required=(*required, "params")).config

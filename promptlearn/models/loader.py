@@ -109,6 +109,21 @@ def load_model(name: str, *, kind: str = "auto", gguf_file: str | None = None, d
     return _finish(model, tokenizer, kind, name, device)
 
 
+def resolve_local(name: str) -> tuple[str, str | None]:
+    """:func:`resolve`, with a local GGUF file replaced by the folder of its cached conversion
+    (:mod:`promptlearn.models.gguf_cache`), so that loaders other than :func:`load_model` (the baselines'
+    encoders and sequence classifiers) de-quantize it once rather than on every load. The GGUF itself when the
+    cache is off or unusable."""
+    source, gguf = resolve(name)
+    if gguf and (Path(source).expanduser() / gguf).is_file():
+        from .gguf_cache import cached_folder
+
+        cached = cached_folder(Path(source).expanduser() / gguf)
+        if cached is not None:
+            return str(cached), None
+    return source, gguf
+
+
 def loaded_model(model: Any, *, tokenizer: Any = None, gguf_file: str | None = None, device: str | None = None,
                  dtype: Any = None, trust_remote_code: bool = False) -> LoadedModel:
     """The one way an estimator gets its language model: a name, folder or ``.gguf`` path is loaded with

@@ -82,7 +82,7 @@ def read_pool(pool: Any, template: Template, verbalizer: Verbalizer) -> tuple[li
     elif isinstance(pool, (tuple, list)) and len(pool) == 2:
         X, y = pool
     else:
-        raise DemonstrationError("demo_pool must be (X, y): the pool's examples and their labels")
+        raise DemonstrationError("the demonstration pool must be (X, y): the pool's examples and their labels")
     fields = sorted(template.fields)
     examples = as_examples(X, fields)
     y = list(y) if not hasattr(y, "tolist") else list(y.tolist())
@@ -205,7 +205,7 @@ def make_encoder(spec: Any, device: str | None = None) -> Callable[[Sequence[str
         return SentenceEncoder(str(spec), device=device)
     if callable(spec):
         return spec
-    raise DemonstrationError("demo_selection='similar' needs demo_encoder: a model name (e.g. 'minilm'), a folder, "
+    raise DemonstrationError("selection='similar' needs an encoder: a model name (e.g. 'minilm'), a folder, "
                              "or a callable that maps texts to vectors")
 
 
@@ -230,7 +230,7 @@ class DemonstrationSelector:
                  encoder: Callable[[Sequence[str]], Any] | None = None, top_fraction: float = TOP_FRACTION,
                  classes: Sequence[str] | None = None) -> None:
         if selection not in SELECTIONS:
-            raise DemonstrationError(f"demo_selection must be one of {SELECTIONS}, got {selection!r}")
+            raise DemonstrationError(f"the demonstrations' selection must be one of {SELECTIONS}, got {selection!r}")
         if not 0 < top_fraction <= 1:
             raise DemonstrationError(f"top_fraction must be in (0, 1], got {top_fraction}")
         self.examples, self.labels = list(examples), [int(label) for label in labels]
@@ -253,7 +253,7 @@ class DemonstrationSelector:
             raise DemonstrationError(f"{self.k * n_classes} demonstrations ({self.k} per class), but the pool has "
                                      f"only {len(self.examples)} examples")
         if selection == "similar" and encoder is None:
-            raise DemonstrationError("demo_selection='similar' needs a sentence encoder (demo_encoder)")
+            raise DemonstrationError("selection='similar' needs a sentence encoder (DemonstrationOptions(encoder=...))")
         self._pool_vectors: np.ndarray | None = None
         self._query_vectors: dict[Any, np.ndarray] = {}
 

@@ -65,7 +65,7 @@ class RowEncoding:
             if segment.kind == "soft":
                 if self.prompt_source is None:
                     raise TemplateError("the template has [SOFT] slots; they need a soft-prompt source "
-                                        "(source='soft' or 'ptuning'), not a manual one")
+                                        "(tuning='soft' or 'ptuning'), not a manual one")
                 pieces.append(_Piece("", False, segment.demo, segment.n_soft, _soft_offset(prompt, segment), source))
                 continue
             if segment.kind == "mask":

@@ -1,7 +1,8 @@
-"""How a prompt is parameterised: one module per kind, one small interface (:mod:`.base`).
+"""How a prompt is parameterised: one package per tuning method, one small interface (:mod:`.config`,
+:mod:`.base`).
 
 =========== ===================================== =========================================
-source      config                                trainable parameters
+method      config                                trainable parameters
 =========== ===================================== =========================================
 ``manual``  :class:`ManualConfig`                 none of its own (``fit`` trains the model)
 ``soft``    :class:`SoftPromptConfig`             the ``[SOFT]`` slots' input embeddings
@@ -12,61 +13,93 @@ source      config                                trainable parameters
 ``bitfit``  :class:`BitFitConfig`                 offsets of the model's biases
 =========== ===================================== =========================================
 
-:func:`source_config` turns ``(source, options)`` into a config; :func:`build_prompt` makes the
-:class:`PromptModule` for a loaded model; a :class:`PromptSet` of modules is what a scorer serves.
+Each method is a package (``manual/``, ``soft/``, ``deep/``, ``peft/``) holding its config in ``config.py`` (its
+options and defaults, its learning rate among them, each option's CLI flag), its :class:`PromptModule` in
+``model.py``, and in ``__init__.py`` the line that registers the pair (:func:`~.config.register`), the module
+class named by its import path. Importing this package imports every method's config and no torch: the configs,
+:data:`CONFIGS`, :data:`SOURCES`, :func:`tuning_config` are read without it (``promptlearn train``'s flags are
+generated from them); the torch names (:class:`PromptModule`, :class:`PromptSet`, the module classes, ...) are
+imported when first used. :func:`tuning_config` turns ``(name, options)`` into a config; :func:`build_prompt`
+makes the :class:`PromptModule` for a loaded model; a :class:`PromptSet` of modules is what a scorer serves.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError
-from .base import BuildContext, PromptModule, PromptSet, SourceConfig, check_prefix_support
-from .deep import DeepPrompt, DeepPromptConfig
-from .manual import ManualConfig, ManualPrompt
-from .peft import AdapterPromptConfig, BitFit, BitFitConfig, LoraPromptConfig, PeftPrompt
-from .soft import DEFAULT_SOFT_TOKENS, PTuningConfig, PTuningPrompt, SoftPrompt, SoftPromptConfig
+from .config import REGISTRY, TuningConfig, cli_option, module_class, register
+# The methods register themselves when imported, in this order (the order SOURCES lists them in).
+from .manual import ManualConfig  # isort: skip
+from .soft import DEFAULT_SOFT_TOKENS, PTuningConfig, SoftPromptConfig  # isort: skip
+from .deep import DeepPromptConfig  # isort: skip
+from .peft import AdapterPromptConfig, BitFitConfig, LoraPromptConfig  # isort: skip
 
-CONFIGS: dict[str, type[SourceConfig]] = {
-    "manual": ManualConfig, "soft": SoftPromptConfig, "ptuning": PTuningConfig, "deep": DeepPromptConfig,
-    "lora": LoraPromptConfig, "adapter": AdapterPromptConfig, "bitfit": BitFitConfig,
-}
-MODULES: dict[str, type[PromptModule]] = {
-    "soft": SoftPrompt, "ptuning": PTuningPrompt, "deep": DeepPrompt, "lora": PeftPrompt, "adapter": PeftPrompt,
-    "bitfit": BitFit,
-}
+if TYPE_CHECKING:
+    from .base import BuildContext, PromptModule, PromptSet, check_prefix_support
+    from .deep.model import DeepPrompt
+    from .manual.model import ManualPrompt
+    from .peft.model import BitFit, PeftPrompt
+    from .soft.model import PTuningPrompt, SoftPrompt
+
+CONFIGS: dict[str, type[TuningConfig]] = {name: config for name, (config, _) in REGISTRY.items()}
 SOURCES = tuple(CONFIGS)
-SOFT_SOURCES = ("soft", "ptuning")  # the sources that fill [SOFT] slots
-# Starting points for AdamW (the CLI's defaults): the literature's usual ranges, not tuned here.
-LEARNING_RATES = {"manual": 1e-5, "soft": 3e-2, "ptuning": 1e-3, "deep": 1e-2, "lora": 5e-4, "adapter": 3e-3,
-                  "bitfit": 1e-3}
+SOFT_SOURCES = tuple(name for name, config in CONFIGS.items() if config.fills_soft_slots)
+#: Each method's default learning rate (its config's), e.g. for the CLI's help.
+LEARNING_RATES = {name: config.learning_rate for name, config in CONFIGS.items()}
+
+#: The names that need torch, imported from these modules when first asked for (PEP 562).
+_LAZY = {
+    "BuildContext": ".base", "PromptModule": ".base", "PromptSet": ".base", "check_prefix_support": ".base",
+    "ManualPrompt": ".manual.model", "SoftPrompt": ".soft.model", "PTuningPrompt": ".soft.model",
+    "DeepPrompt": ".deep.model", "PeftPrompt": ".peft.model", "BitFit": ".peft.model",
+}
 
 __all__ = [
     "AdapterPromptConfig", "BitFit", "BitFitConfig", "BuildContext", "CONFIGS", "DEFAULT_SOFT_TOKENS", "DeepPrompt",
     "DeepPromptConfig", "LEARNING_RATES", "LoraPromptConfig", "ManualConfig", "ManualPrompt", "PTuningConfig",
-    "PTuningPrompt", "PeftPrompt",
-    "PromptModule", "PromptSet", "SOFT_SOURCES", "SOURCES", "SoftPrompt", "SoftPromptConfig", "SourceConfig",
-    "build_prompt", "check_prefix_support", "source_config",
+    "PTuningPrompt", "PeftPrompt", "PromptModule", "PromptSet", "REGISTRY", "SOFT_SOURCES", "SOURCES", "SoftPrompt",
+    "SoftPromptConfig", "TuningConfig", "build_prompt", "check_prefix_support", "cli_option", "module_class",
+    "register", "tuning_config",
 ]
 
 
-def source_config(source: str, options: Mapping[str, Any] | SourceConfig | None = None) -> SourceConfig:
-    """The config of ``source`` from a dict of options (or a config object, returned checked)."""
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name == "MODULES":  # name -> module class, every one imported (the registry names them by path)
+        value = {source: module_class(source) for source in REGISTRY if REGISTRY[source][1] is not None}
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"MODULES"})
+
+
+def tuning_config(source: str, options: Mapping[str, Any] | TuningConfig | None = None) -> TuningConfig:
+    """The config of tuning method ``source`` from a dict of options (or a config object, returned checked)."""
     if source not in CONFIGS:
-        raise ConfigError(f"unknown prompt source {source!r}; choose one of {', '.join(SOURCES)}")
-    if isinstance(options, SourceConfig):
+        raise ConfigError(f"unknown tuning method {source!r}; choose one of {', '.join(SOURCES)}")
+    if isinstance(options, TuningConfig):
         if options.source != source:
-            raise ConfigError(f"source={source!r} was given a {type(options).__name__} (for {options.source!r})")
-        options.validate()
+            raise ConfigError(f"tuning method {source!r} was given a {type(options).__name__} (for "
+                              f"{options.source!r})")
+        options.check()
         return options
     if options is not None and not isinstance(options, Mapping):
-        raise ConfigError(f"source_options must be a dict or a config object, got {type(options).__name__}")
+        raise ConfigError(f"the options of tuning method {source!r} must be a dict or its config object, got "
+                          f"{type(options).__name__}")
     return CONFIGS[source].from_dict(options)
 
 
-def build_prompt(config: SourceConfig, context: BuildContext) -> PromptModule | None:
-    """The prompt module of ``config`` for ``context.model`` (None for the manual prompt)."""
+def build_prompt(config: TuningConfig, context: BuildContext) -> PromptModule | None:
+    """The prompt module of ``config`` for ``context.model`` (None for the manual prompt); imports the method's
+    module class (and torch) the first time."""
     if config.source == "manual":
         return None
-    return MODULES[config.source](config, context)
+    return module_class(config.source)(config, context)

@@ -1,10 +1,11 @@
-"""The interface every prompt source implements, and the forward pass that injects them.
+"""The interface every prompt source implements, and the forward pass that injects them (the torch half of
+:mod:`promptlearn.tuning`; the configs and the registry are in :mod:`.config`, without torch).
 
 A *prompt source* says how a prompt is parameterised (PEFT-style config / model split):
 
-* a small dataclass **config** (:class:`SourceConfig` subclasses: JSON-serialisable, saved with the
-  classifier), and
-* a :class:`PromptModule`, a ``torch.nn.Module`` holding **only the trainable parameters**. The
+* a small dataclass **config** (:class:`~promptlearn.tuning.config.TuningConfig` subclasses: JSON-serialisable,
+  saved with the classifier; in the method's ``config.py``), and
+* a :class:`PromptModule` (in its ``model.py``), a ``torch.nn.Module`` holding **only the trainable parameters**. The
   scorer asks it for (a) the input embeddings of the template's ``[SOFT]`` slots
   (:meth:`PromptModule.soft_vectors`), (b) per-layer key/value prefixes
   (:meth:`PromptModule.prefix`), and, for the sources that change the model itself (LoRA / adapters
@@ -29,7 +30,6 @@ changes nothing and a visible one changes the output; a model that fails is refu
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
@@ -42,38 +42,12 @@ from torch import nn
 from ..models import compat
 from ..core.errors import ConfigError, TemplateError
 from ..scorer.token_ids import Decoded, decode_ids
-from .peft_layers import deactivate_adapters
+from .config import TuningConfig
+from .peft.layers import deactivate_adapters
 
 logger = logging.getLogger(__name__)
 
-# -- configs -----------------------------------------------------------------------------------------
-@dataclass
-class SourceConfig:
-    """Base of the sources' configs: a dataclass with plain JSON values."""
-
-    source: ClassVar[str] = ""
-
-    def validate(self) -> None:
-        """Raise :class:`~promptlearn.core.errors.ConfigError` for a value out of range."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> SourceConfig:
-        values = dict(values or {})
-        given = values.pop("source", cls.source)
-        if given != cls.source:
-            raise ConfigError(f"options for source {given!r} given to source {cls.source!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f"unknown option(s) {unknown} for source {cls.source!r}; it takes {sorted(names)}")
-        config = cls(**values)
-        config.validate()
-        return config
-
-
+# -- building a module ------------------------------------------------------------------------------
 @dataclass
 class BuildContext:
     """What a prompt module may need when it is created for a model."""
@@ -98,7 +72,7 @@ class PromptModule(nn.Module):
     source: ClassVar[str] = ""
     changes_model: ClassVar[bool] = False  # LoRA / adapters / BitFit: the whole forward pass is this prompt's
 
-    def __init__(self, config: SourceConfig, context: BuildContext) -> None:
+    def __init__(self, config: TuningConfig, context: BuildContext) -> None:
         super().__init__()
         self.config = config
         self.n_soft = 0
@@ -118,7 +92,7 @@ class PromptModule(nn.Module):
     # what the scorer asks for
     def soft_vectors(self) -> torch.Tensor:
         """The ``[n_soft, embedding_dim]`` input embeddings of the template's soft slots, in slot order."""
-        raise TemplateError(f"a {self.source!r} prompt has no soft vectors; [SOFT] slots need source='soft' or "
+        raise TemplateError(f"a {self.source!r} prompt has no soft vectors; [SOFT] slots need tuning='soft' or "
                             "'ptuning'")
 
     def prefix(self) -> list[tuple[torch.Tensor, torch.Tensor]]:

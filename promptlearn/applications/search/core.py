@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from ...core.calibration import CONTENT_FREE
 from ...core.inputs import as_examples
+from ...estimators.options import ScoringOptions
 from ...core.errors import ConfigError, DataError, PromptlearnError
 from ...models.loader import dtype_name, loaded_model
 from ...scorer import make_scorer
@@ -373,9 +374,8 @@ class _Run:
         if s.train_steps == 0 or n_train == 0:
             return
         start = time.perf_counter()
-        options = dict(multi_token=s.multi_token, after_mask=s.after_mask, batch_size=s.batch_size,
-                       max_length=s.max_length, device=str(self.scorer.device), show_progress=self.show,
-                       content_free=s.content_free)
+        scoring = ScoringOptions(multi_token=s.multi_token, after_mask=s.after_mask, batch_size=s.batch_size,
+                                 max_length=s.max_length, content_free=s.content_free)
         chosen = [c for c in rank(self.candidates) if c is not self.given][:n_train]
         if self.given in self.candidates:  # the baseline first: the others are measured against it
             chosen.insert(0, self.given)
@@ -389,7 +389,8 @@ class _Run:
             candidate.trained = train_and_score(
                 self.loaded, Template(candidate.template), Verbalizer(candidate.label_words),
                 (self.train_x, self.train_y), (self.dev_x, self.dev_y), steps=s.train_steps,
-                learning_rate=s.learning_rate, batch_size=s.train_batch_size, seed=s.seed, classifier_options=options)
+                learning_rate=s.learning_rate, batch_size=s.train_batch_size, seed=s.seed, scoring=scoring,
+                device=str(self.scorer.device), show_progress=self.show)
             last = time.perf_counter() - began
             candidate.seconds += last
             trained += 1

@@ -77,18 +77,21 @@ def score_prompt(scorer: Any, template: Template, verbalizer: Verbalizer, dev_ex
 
 def train_and_score(loaded: Any, template: Template, verbalizer: Verbalizer, train: tuple[list, list],
                     dev: tuple[list, list], *, steps: int, learning_rate: float, batch_size: int, seed: int,
-                    classifier_options: dict[str, Any]) -> float:
+                    scoring: Any, device: str | None = None, show_progress: bool | None = None) -> float:
     """Dev accuracy after ``steps`` of prompt-based fine-tuning (PET loss) from the current weights; the
     model's weights (and which of them train) are restored afterwards, whatever happens."""
     from ...estimators.classifier import PromptClassifier
+    from ...estimators.options import TrainingOptions
+    from ...tuning import ManualConfig
 
     model = loaded.model
     snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     try:
         classifier = PromptClassifier(model=model, tokenizer=loaded.tokenizer, template=template,
-                                      verbalizer=verbalizer, learning_rate=learning_rate, max_steps=steps,
-                                      train_batch_size=batch_size, seed=seed, **classifier_options)
+                                      verbalizer=verbalizer, tuning=ManualConfig(learning_rate=learning_rate),
+                                      training=TrainingOptions(max_steps=steps, batch_size=batch_size),
+                                      scoring=scoring, device=device, show_progress=show_progress, seed=seed)
         classifier.fit(*train)
         return float(classifier.score(*dev))
     finally:

@@ -1,64 +1,15 @@
-"""P-tuning v2 (Liu et al., 2022) / prefix tuning (Li & Liang, 2021): trainable key/value prefixes at
-every layer.
-
-Each layer's self-attention sees ``prefix_length`` extra keys and values before the input's own; the
-input tokens keep their usual positions (the prefix has none), so the prefix takes no room in the
-model's window. The prefixes enter through the model's key/value cache (see
-:mod:`promptlearn.tuning.base`), the same way for masked LMs (BERT, RoBERTa) and causal LMs.
-
-* ``init="vocab"`` (default) starts the prefixes at the keys and values the model itself computes
-  for ``prefix_length`` random vocabulary tokens (Li & Liang's initialisation by real activations);
-  ``init="random"`` draws them from a normal distribution with standard deviation ``init_std`` (P-tuning
-  v2's plain embedding init uses 1.0).
-* ``reparameterize=True``: prefix tuning's MLP reparameterisation — trainable ``[prefix_length,
-  embedding_dim]`` inputs (started at random vocabulary embeddings) through ``Linear -> tanh ->
-  Linear`` (``hidden_size`` wide) give every layer's keys and values. More parameters to train, all saved.
-* ``readout="verbalizer"`` (default) reads the class scores from the label words at the mask, as every
-  other prompt does; ``readout="linear"`` is P-tuning v2's own: a new linear head (trained with the
-  prefixes) on the hidden state the LM head reads at the mask (causal LMs: at the position that would
-  predict the label word), so label words play no part beyond naming the classes.
-"""
+"""The module of P-tuning v2 / prefix tuning (see :mod:`promptlearn.tuning.deep`)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..models import compat
-from ..core.errors import ConfigError
-from .base import BuildContext, PromptModule, SourceConfig, attention_shape, check_prefix_support, embedding_of, \
-    prefix_cache, seeded
-
-READOUTS = ("verbalizer", "linear")
-
-
-@dataclass
-class DeepPromptConfig(SourceConfig):
-    """P-tuning v2: ``prefix_length`` keys/values per layer; ``init`` (``vocab`` or ``random`` with
-    ``init_std``); ``reparameterize`` (prefix tuning's MLP, ``hidden_size`` wide); ``readout``
-    (``verbalizer`` or ``linear``)."""
-
-    source = "deep"
-    prefix_length: int = 8
-    init: str = "vocab"
-    init_std: float = 1.0
-    reparameterize: bool = False
-    hidden_size: int = 512
-    readout: str = "verbalizer"
-
-    def validate(self) -> None:
-        if isinstance(self.prefix_length, bool) or int(self.prefix_length) < 1:
-            raise ConfigError(f"prefix_length must be >= 1, got {self.prefix_length!r}")
-        if self.init not in ("vocab", "random"):
-            raise ConfigError(f"init must be 'vocab' or 'random', got {self.init!r}")
-        if not float(self.init_std) > 0:
-            raise ConfigError(f"init_std must be > 0, got {self.init_std!r}")
-        if int(self.hidden_size) < 1:
-            raise ConfigError(f"hidden_size must be >= 1, got {self.hidden_size!r}")
-        if self.readout not in READOUTS:
-            raise ConfigError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+from ...models import compat
+from ...core.errors import ConfigError
+from ..base import BuildContext, PromptModule, attention_shape, check_prefix_support, embedding_of, prefix_cache, \
+    seeded
+from .config import DeepPromptConfig
 
 
 def _sampled_tokens(context: BuildContext, n: int, generator: torch.Generator) -> list[int]:

@@ -1,6 +1,6 @@
 """PEFT's tuner layers in a model: which adapters a layer holds, and switching every adapter off.
 
-:class:`~promptlearn.tuning.peft.PeftPrompt` switches its own adapter on through these;
+:class:`~promptlearn.tuning.peft.model.PeftPrompt` switches its own adapter on through these;
 :meth:`PromptSet.forward <promptlearn.tuning.PromptSet.forward>` switches another prompt's adapter off for a
 pass that does not use it. PEFT itself is imported only when a model is inspected.
 """

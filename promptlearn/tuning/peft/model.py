@@ -1,116 +1,18 @@
-"""Lightweight fine-tuning of the same classifier: LoRA and adapters through the PEFT library, BitFit.
-
-* ``lora``: PEFT's LoRA (``r``, ``lora_alpha``, ``lora_dropout``, ``target_modules``; PEFT's defaults for
-  the architecture when ``target_modules`` is None, e.g. BERT's ``query``/``value``, Llama's
-  ``q_proj``/``v_proj``); any further ``peft.LoraConfig`` field goes in ``options``.
-* ``adapter``: another PEFT tuner by its PEFT type name (``method``: ``ia3`` by default — (IA)^3's learned
-  rescaling vectors — or ``loha``, ``lokr``, ``oft``, ``vera``, ``ln_tuning``, ...), ``options`` passed to
-  its config class.
-* ``bitfit`` (Ben Zaken et al., 2022): only bias terms train (plain torch). The biases are kept as
-  trainable *offsets* applied to the frozen base model at each forward pass (``torch.func.functional_call``),
-  so the base model itself is never changed; ``pattern`` (a regular expression) restricts which biases.
-
-PEFT has no task type for masked LMs, so adapters are injected with ``peft.inject_adapter_in_model`` (no
-``PeftModel`` wrapper, no task type): the model object itself gains the adapter layers, under a name of
-its own (``promptlearn<N>``), and the base weights stay untouched (PEFT keeps them in ``base_layer``).
-Several adapters can live in one model; the active one is switched per forward pass. The saved state is
-PEFT's own adapter state dict (``peft.get_peft_model_state_dict``).
-"""
+"""The modules of LoRA, PEFT adapters and BitFit (see :mod:`promptlearn.tuning.peft`)."""
 
 from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.errors import ConfigError
-from .base import BuildContext, PromptModule, SourceConfig, seeded, unique_name
-from .peft_layers import is_tuner_layer, layer_adapters
-
-
-def _require_peft() -> Any:
-    try:
-        import peft
-    except ImportError:
-        raise ConfigError("LoRA and adapters need the PEFT library: pip install 'promptlearn[peft]' "
-                          "(or pip install peft)") from None
-    return peft
-
-
-@dataclass
-class LoraPromptConfig(SourceConfig):
-    """LoRA through PEFT: ``r``, ``lora_alpha``, ``lora_dropout``, ``target_modules`` (None: PEFT's default
-    for the architecture), ``options`` (more ``peft.LoraConfig`` fields)."""
-
-    source = "lora"
-    r: int = 8
-    lora_alpha: float = 16
-    lora_dropout: float = 0.0
-    target_modules: list[str] | str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        if isinstance(self.r, bool) or int(self.r) < 1:
-            raise ConfigError(f"r must be >= 1, got {self.r!r}")
-        if not 0 <= float(self.lora_dropout) < 1:
-            raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
-
-    def peft_config(self) -> Any:
-        peft = _require_peft()
-        values = {"r": int(self.r), "lora_alpha": self.lora_alpha, "lora_dropout": float(self.lora_dropout),
-                  "target_modules": self.target_modules, **self.options}
-        try:
-            return peft.LoraConfig(**values)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"invalid LoRA options: {exc}") from None
-
-
-@dataclass
-class AdapterPromptConfig(SourceConfig):
-    """Another PEFT tuner: ``method`` (a PEFT type such as ``ia3``, ``loha``, ``lokr``, ``oft``, ``vera``,
-    ``ln_tuning``), ``options`` (its config's fields)."""
-
-    source = "adapter"
-    method: str = "ia3"
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def peft_config(self) -> Any:
-        _require_peft()
-        from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
-
-        key = str(self.method).upper()
-        config_class = PEFT_TYPE_TO_CONFIG_MAPPING.get(key)
-        prompt_learning = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMPT_TUNING", "CPT",
-                           "ADAPTION_PROMPT"}
-        if config_class is None or key in prompt_learning:
-            available = sorted(k.lower() for k in PEFT_TYPE_TO_CONFIG_MAPPING if k not in prompt_learning)
-            raise ConfigError(f"adapter method {self.method!r} is not a PEFT tuner that injects into layers; choose "
-                              f"one of {available} (soft / deep prompts are the 'soft', 'ptuning' and 'deep' "
-                              "sources)")
-        try:
-            return config_class(**self.options)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"invalid options for adapter method {self.method!r}: {exc}") from None
-
-
-@dataclass
-class BitFitConfig(SourceConfig):
-    """BitFit: only bias terms train; ``pattern`` (a regular expression searched in parameter names)
-    restricts which (default: every bias)."""
-
-    source = "bitfit"
-    pattern: str | None = None
-
-    def validate(self) -> None:
-        if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ConfigError(f"bad BitFit pattern {self.pattern!r}: {exc}") from None
+from ...core.errors import ConfigError
+from ..base import BuildContext, PromptModule, seeded, unique_name
+from .config import AdapterPromptConfig, BitFitConfig, LoraPromptConfig, _require_peft
+from .layers import is_tuner_layer, layer_adapters
 
 
 def _key(name: str) -> str:

@@ -1,75 +1,15 @@
-"""Prompt tuning (Lester et al., 2021) and P-tuning (Liu et al., 2021): trainable input embeddings in the
-template's ``[SOFT]`` / ``[SOFT:n]`` slots.
-
-* ``soft``: the slots' vectors are the parameters. Initialisation (``init``): ``vocab`` — embeddings of
-  random vocabulary tokens (seeded; special tokens excluded), Lester et al.'s sampled-vocabulary init;
-  ``label_words`` — the embeddings of the verbalizer's label words (each word's tokens averaged, class
-  order, each word once), the rest of the slots as ``vocab``; ``text`` — the embeddings of the tokens of
-  ``init_text``, repeated to fill the slots; ``random`` — normal noise at the scale of the embedding
-  matrix, the weak choice (Lester et al. found it clearly worse, most of all for smaller models).
-* ``ptuning``: the vectors come out of a prompt encoder over trainable inputs, re-computed at every
-  forward pass while training: a two-layer bidirectional LSTM followed by a two-layer MLP
-  (``encoder="lstm"``, P-tuning's), or a three-layer MLP (``encoder="mlp"``). As in PEFT, what is saved is
-  the vectors the encoder produces (``save_encoder=True`` keeps the encoder too).
-
-A soft slot is a token boundary: the text on either side is tokenized on its own. A template without
-``[SOFT]`` slots gets ``[SOFT:n_tokens]`` (default 8) in front of it (see
-:class:`~promptlearn.PromptClassifier`).
-"""
+"""The modules of prompt tuning and P-tuning (see :mod:`promptlearn.tuning.soft`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.errors import ConfigError
-from .base import BuildContext, PromptModule, SourceConfig, embedding_of, seeded
-
-SOFT_INITS = ("vocab", "label_words", "text", "random")
-DEFAULT_SOFT_TOKENS = 8
-
-
-@dataclass
-class SoftPromptConfig(SourceConfig):
-    """Prompt tuning: ``n_tokens`` (only for a template without ``[SOFT]`` slots: how many to prepend,
-    default 8), ``init`` (``vocab``, ``label_words``, ``text`` with ``init_text``, or ``random``)."""
-
-    source = "soft"
-    n_tokens: int | None = None
-    init: str = "vocab"
-    init_text: str | None = None
-
-    def validate(self) -> None:
-        if self.n_tokens is not None and (isinstance(self.n_tokens, bool) or int(self.n_tokens) < 1):
-            raise ConfigError(f"n_tokens must be >= 1, got {self.n_tokens!r}")
-        if self.init not in SOFT_INITS:
-            raise ConfigError(f"init must be one of {SOFT_INITS}, got {self.init!r}")
-        if self.init == "text" and not (self.init_text or "").strip():
-            raise ConfigError("init='text' needs init_text (the words whose embeddings start the soft prompt)")
-
-
-@dataclass
-class PTuningConfig(SourceConfig):
-    """P-tuning: ``encoder`` (``lstm`` or ``mlp``), ``hidden_size`` (the encoder's width; default: the
-    embedding size), ``n_tokens`` as for prompt tuning, ``save_encoder`` (save the encoder, to train on
-    after loading, instead of only the vectors it produces)."""
-
-    source = "ptuning"
-    n_tokens: int | None = None
-    encoder: str = "lstm"
-    hidden_size: int | None = None
-    save_encoder: bool = False
-
-    def validate(self) -> None:
-        if self.n_tokens is not None and (isinstance(self.n_tokens, bool) or int(self.n_tokens) < 1):
-            raise ConfigError(f"n_tokens must be >= 1, got {self.n_tokens!r}")
-        if self.encoder not in ("lstm", "mlp"):
-            raise ConfigError(f"encoder must be 'lstm' or 'mlp', got {self.encoder!r}")
-        if self.hidden_size is not None and int(self.hidden_size) < 2:
-            raise ConfigError(f"hidden_size must be >= 2, got {self.hidden_size!r}")
+from ...core.errors import ConfigError
+from ..base import BuildContext, PromptModule, embedding_of, seeded
+from .config import PTuningConfig, SoftPromptConfig
 
 
 def _vocabulary(context: BuildContext) -> list[int]:
