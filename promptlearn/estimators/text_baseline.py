@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -194,10 +193,9 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
         return encode_batch(texts, rows, tokenizer, device, self.max_length)
 
     def _progress(self) -> bool:
-        from ..models.distributed import is_main_process
+        from ..models.distributed import show_progress
 
-        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
-        return bool(show) and is_main_process()  # several processes: one progress bar
+        return show_progress(self.show_progress)
 
     def _check_common_params(self) -> None:
         for name in ("batch_size", "max_length"):

@@ -106,6 +106,15 @@ def is_main_process() -> bool:
     return state().is_main_process
 
 
+def show_progress(flag: bool | None) -> bool:
+    """The progress policy, in one place: ``flag`` when given, else whether stderr is a terminal; never on a
+    process other than the main one (several processes show one bar, the main process's share)."""
+    import sys
+
+    show = flag if flag is not None else sys.stderr.isatty()
+    return bool(show) and is_main_process()
+
+
 def barrier() -> None:
     """Wait for every process (nothing with one)."""
     group = _group()

@@ -26,7 +26,6 @@ import contextlib
 import logging
 import math
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.errors import ConfigError, TrainingError
+from ..models.distributed import show_progress as progress_shown
 from .checkpoints import CHECKPOINT_NAME, CURRENT_WEIGHTS, Checkpointing, RunState, TrainingResult
 from .progress import Progress
 
@@ -256,8 +256,7 @@ class Trainer(Checkpointing):
                 self._saved = (run.result.steps, run.pending is not None)
                 if self.state.is_main_process:
                     logger.info("resumed from %s at step %d", self.checkpoint_dir, run.result.steps)
-        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
-        show = show and self.state.is_main_process
+        show = progress_shown(self.show_progress)
         progress = Progress(self, run.result.steps, self.log_every, self.log_seconds, self.state.is_main_process)
         progress.plan()
         self._last_checkpoint_time = time.monotonic()

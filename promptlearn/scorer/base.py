@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import math
 import queue
-import sys
 import threading
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
@@ -228,12 +227,9 @@ class Scorer(RowEncoding):
         return list(range(len(prompts)))
 
     def _show_progress(self) -> bool:
-        show = self.show_progress if self.show_progress is not None else sys.stderr.isatty()
-        if show:
-            from ..models.distributed import is_main_process
+        from ..models.distributed import show_progress
 
-            show = is_main_process()  # several processes: one progress bar (the main process's share)
-        return show
+        return show_progress(self.show_progress)
 
     def _batch_word_scores(self, prompts: Sequence[Prompt], words: Sequence[str],
                            indices: Sequence[int] | None = None) -> tuple[torch.Tensor, Any]:

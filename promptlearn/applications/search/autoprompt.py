@@ -11,7 +11,6 @@ examples' label words (``objective="likelihood"``, AutoPrompt's) or the cross-en
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from ...core.calibration import log_normalize
 from ...core.errors import ConfigError
 from ...scorer import _vocabulary_size
 from ...core.template import Template
+from ...models.distributed import show_progress as progress_shown
 from ...core.verbalizer import Verbalizer
 from .scoring import Budget
 from .templates import body, check_fields
@@ -136,8 +136,7 @@ def hotflip(scorer: Any, examples: Sequence[dict], labels: Sequence[int], verbal
     gold_all = np.asarray(labels)
     rng = np.random.default_rng(seed)
     result = HotFlipResult(words=[], initial_words=[words[t] for t in triggers], initial_loss=0.0, loss=0.0)
-    show = show_progress if show_progress is not None else (scorer.show_progress if scorer.show_progress is not None
-                                                            else sys.stderr.isatty())
+    show = progress_shown(show_progress if show_progress is not None else scorer.show_progress)
     for iteration in tqdm(range(iterations), desc="autoprompt", disable=not show):
         if budget is not None and budget.expired():
             break

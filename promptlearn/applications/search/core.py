@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +45,7 @@ from ...core.calibration import CONTENT_FREE
 from ...core.inputs import as_examples
 from ...estimators.options import ScoringOptions
 from ...core.errors import ConfigError, DataError, PromptlearnError
+from ...models.distributed import show_progress as progress_shown
 from ...models.loader import dtype_name, loaded_model
 from ...scorer import make_scorer
 from ...core.template import Template
@@ -262,7 +262,7 @@ class _Run:
         self.rankings: dict[str, Any] = {}
         self.given: Candidate | None = None  # the prompt the user gave (template + verbalizer), if any
         self.rng = np.random.default_rng(search.seed)
-        self.show = search.show_progress if search.show_progress is not None else sys.stderr.isatty()
+        self.show = progress_shown(search.show_progress)
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def _key(self, source: str, words: dict[str, list[str]]) -> tuple | None:

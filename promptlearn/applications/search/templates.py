@@ -17,7 +17,6 @@ The templates end with the mask, as causal LMs need (``{{ text }} All in all, it
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 from ...core.errors import DataError
 from ...scorer import _Piece, _vocabulary_size
 from ...core.template import Prompt, Segment
+from ...models.distributed import show_progress as progress_shown
 from .scoring import Budget
 from .vocabulary import is_continuation, template_token_ids, tidy
 
@@ -93,10 +93,6 @@ def default_shapes(fields: Sequence[str]) -> list[Shape]:
     return shapes
 
 
-def _show(show_progress: bool | None) -> bool:
-    return show_progress if show_progress is not None else sys.stderr.isatty()
-
-
 # -- masked LMs ----------------------------------------------------------------------------------
 
 def _rows_for_shape(scorer: Any, shape: Shape, examples: Sequence[dict], fields: Sequence[str],
@@ -157,7 +153,7 @@ def infill_masked(scorer: Any, examples: Sequence[dict], words: Sequence[str], f
     shapes = list(shapes or default_shapes(fields))
     forbidden_lower = {w.lower() for w in forbidden}
     results: list[tuple[str, float]] = []
-    show = _show(scorer.show_progress if show_progress is None else show_progress)
+    show = progress_shown(scorer.show_progress if show_progress is None else show_progress)
     vocab_size = _vocabulary_size(scorer.model)
     texts = template_token_ids(tokenizer, vocab_size)
     allowed = np.zeros(vocab_size, dtype=bool)
@@ -252,7 +248,7 @@ def infill_causal(scorer: Any, examples: Sequence[dict], labels: Sequence[int], 
     rows = np.arange(len(examples))
     finished: dict[str, float] = {}
     beams: list[tuple[str, float]] = [("", 0.0)]
-    show = _show(scorer.show_progress if show_progress is None else show_progress)
+    show = progress_shown(scorer.show_progress if show_progress is None else show_progress)
     for step in tqdm(range(max_tokens + 1), desc="writing templates", disable=not show):
         if budget is not None and budget.expired():
             break
