@@ -172,3 +172,35 @@ def test_load_overrides_set_one_option_on_top_of_the_saved_group(tiny_bert_dir, 
     assert whole.scoring == ScoringOptions(batch_size=5)
     assert PromptClassifier.accepts_override("scoring__batch_size") and PromptClassifier.accepts_override("demos")
     assert not PromptClassifier.accepts_override("optimizer__lr")
+
+
+def test_the_classifier_is_a_scikit_learn_classifier_without_importing_it_until_asked():
+    import subprocess
+    import sys
+
+    code = ("import sys; from promptlearn import PromptClassifier, ScoringOptions; "
+            "c = PromptClassifier('m', 't [MASK]', 'sst2', scoring=ScoringOptions(batch_size=4)); "
+            "c.get_params(deep=True); repr(c); c.set_params(scoring__batch_size=2); "
+            "import promptlearn.core.metrics, promptlearn.cli.diagnostics; "
+            "assert 'sklearn' not in sys.modules, 'sklearn imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr  # a command line that scores does not wait ~2 s for scikit-learn
+    from sklearn.base import is_classifier
+
+    clf = PromptClassifier("m", TEMPLATE, VERBALIZER, training=TrainingOptions(epochs=3))
+    assert is_classifier(clf)
+    assert repr(clf) == ("PromptClassifier(model='m', template='{{ text }} It was [MASK] .', training=TrainingOptions("
+                         "epochs=3, max_steps=None, batch_size=8, gradient_accumulation_steps=1, warmup_ratio=0.0, "
+                         "weight_decay=0.01, eval_every=None, patience=None, checkpoint_dir=None, checkpoint_every=None, "
+                         "checkpoint_minutes=10.0, log_every=10, tokens_per_pass=None), verbalizer={'negative': "
+                         "['terrible'], 'positive': ['great']})")
+    with pytest.raises(ValueError, match="Invalid parameter 'epochz'"):
+        clf.set_params(epochz=3)
+
+
+def test_cross_validation_stratifies_as_for_a_classifier(tiny_bert_dir):
+    from sklearn.model_selection import cross_val_score
+
+    clf = _classifier(tiny_bert_dir, training=TrainingOptions(max_steps=1, batch_size=2, checkpoint_minutes=None))
+    scores = cross_val_score(clf, TEXTS, LABELS, cv=3)  # stratified folds: every fold holds both classes
+    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))

@@ -1,4 +1,5 @@
-"""Classification metrics for reports: accuracy, macro-F1, per-class scores, confusion matrix (scikit-learn)."""
+"""Classification metrics for reports: accuracy, macro-F1, per-class scores, confusion matrix (scikit-learn,
+imported when a report is computed: a command line that only scores does not wait ~2 s for it)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
 def classification_report(truth: Sequence[int], predicted: Sequence[int], classes: Sequence[str]) -> dict[str, Any]:
     """Metrics as a JSON-ready dict; ``truth`` and ``predicted`` are class indices into ``classes``."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
     labels = list(range(len(classes)))
     truth, predicted = np.asarray(truth, dtype=int), np.asarray(predicted, dtype=int)
     precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..core.calibration import content_free_inputs
 from ..core.checks import check_types
+from ..core.estimator import ClassifierProtocol
 from ..core.inputs import as_examples, soft_targets
 from ..core.errors import ChatTemplateError, ConfigError, DataError, DemonstrationError, PromptlearnError
 from .options import (GROUPS, DemonstrationOptions, ScoringOptions, TrainingOptions, from_flat, is_flat,
@@ -82,7 +82,7 @@ _PARAMETER_TYPES = {"calibrate": ("bool", False, False), "device": ("device", Tr
                     "show_progress": ("bool", True, False), "seed": ("int", False, False)}
 
 
-class PromptClassifier(ClassifierMixin, BaseEstimator):
+class PromptClassifier(ClassifierProtocol):
     """Classify text by asking a language model to fill a template's ``[MASK]`` with label words.
 
     Parameters
