@@ -403,8 +403,6 @@ def adapt(model: str | os.PathLike, texts: Sequence[str], output: str | os.PathL
     Returns a summary (also written to ``output/adapt.json``): steps, seconds, first and final losses.
     Raises WrongModelKindError for causal LMs, DataError for no texts, PromptlearnError when ``output`` exists.
     """
-    import torch
-
     from ..models.loader import dtype_name, resolve_device
     from ..pipeline.training import Trainer, TrainingConfig
 

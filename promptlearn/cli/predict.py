@@ -205,14 +205,14 @@ def _dump(records: list[dict[str, Any]], handle: Any, suffix: str, header: list[
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
-    from ..io.tables import _to_text
+    from ..io.tables import to_text
 
     fieldnames = list(dict.fromkeys(header + [k for r in records for k in r]))
     writer = csv.DictWriter(handle, fieldnames=fieldnames, delimiter="\t" if suffix == ".tsv" else ",",
                             lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for record in records:  # JSON values from a JSONL input (numbers, lists, null) written as text, as read
-        writer.writerow({k: v if isinstance(v, (str, float)) else _to_text(v) for k, v in record.items()})
+        writer.writerow({k: v if isinstance(v, (str, float)) else to_text(v) for k, v in record.items()})
 
 
 def _load_models(classifier: Any) -> float:

@@ -122,7 +122,7 @@ def _from_records(numbered: Sequence[tuple[int, dict[str, Any]]], where: str, un
     for _, rec in numbered:
         present.update(dict.fromkeys(rec))
     rows = [rec for _, rec in numbered]
-    return Table(where, list(present), rows, [{k: _to_text(v) for k, v in rec.items()} for rec in rows],
+    return Table(where, list(present), rows, [{k: to_text(v) for k, v in rec.items()} for rec in rows],
                  [n for n, _ in numbered], [set(rec) for rec in rows] if keyed else None, unit)
 
 
@@ -131,7 +131,7 @@ def _from_records(numbered: Sequence[tuple[int, dict[str, Any]]], where: str, un
 # --------------------------------------------------------------------------------------------
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -142,7 +142,7 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"cannot read {path}: {exc}") from None
 
 
-def _decode(raw: bytes, path: Path | str) -> str:
+def decode_text(raw: bytes, path: Path | str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -150,7 +150,7 @@ def _decode(raw: bytes, path: Path | str) -> str:
                         ) from None
 
 
-def _to_text(value: object) -> str:
+def to_text(value: object) -> str:
     """A value as text: strings as they are, None as "", booleans as true/false, others as JSON."""
     if value is None:
         return ""
@@ -163,7 +163,7 @@ def _to_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _physical_lines(text: str) -> int:
+def physical_lines(text: str) -> int:
     """Number of text lines, counting a last line without a final newline (unlike wc -l)."""
     if not text:
         return 0
@@ -171,7 +171,7 @@ def _physical_lines(text: str) -> int:
     return n if text.endswith("\n") else n + 1
 
 
-def _parse_delimited(text: str, delimiter: str, quoted: bool, where: Path | str) -> list[list[str]]:
+def parse_delimited(text: str, delimiter: str, quoted: bool, where: Path | str) -> list[list[str]]:
     """Rows of a CSV/TSV text; ``quoted=False`` treats quotes as ordinary characters (GLUE TSVs)."""
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=quoted)
@@ -181,10 +181,10 @@ def _parse_delimited(text: str, delimiter: str, quoted: bool, where: Path | str)
         raise DataError(f"{where}, line {reader.line_num}: malformed {'CSV' if delimiter == ',' else 'TSV'} ({exc})") from None
 
 
-def _iter_jsonl(path: Path | str, text: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_jsonl(path: Path | str, text: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line of a JSON-lines file."""
     if text is None:
-        text = _decode(_read_bytes(Path(path)), path)
+        text = decode_text(read_bytes(Path(path)), path)
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -259,7 +259,7 @@ def read_file(path: str | os.PathLike, fmt: str | None = None) -> Table:
         if fmt is None:
             fmt = format_of(p)
             reason = _suffix_reason(p)
-        raw = _read_bytes(p)
+        raw = read_bytes(p)
     if fmt is None:  # stdin, sniffed
         fmt, reason = _sniff(raw)
     if isinstance(raw, bytes) and raw[:4] == b"PAR1" and fmt != "parquet":
@@ -269,7 +269,7 @@ def read_file(path: str | os.PathLike, fmt: str | None = None) -> Table:
         if isinstance(raw, str):
             raise DataError(f"{where}: Parquet is binary and cannot come through a text stream")
         return _parquet_table(raw, where, reason)
-    text = _decode(raw, where) if isinstance(raw, bytes) else raw
+    text = decode_text(raw, where) if isinstance(raw, bytes) else raw
     if fmt in ("json", "jsonl"):
         return _json_table(text, fmt, where, reason)
     return _delimited_table(text, fmt, where, reason)
@@ -325,10 +325,10 @@ def _tsv_rows(text: str, where: str) -> list[list[str]]:
     """Parse a TSV whose quoting is unknown: CSV-style (quotes doubled inside quoted fields) or GLUE-style (quotes literal)."""
     quoted = None
     try:
-        quoted = _parse_delimited(text, "\t", quoted=True, where=where)
+        quoted = parse_delimited(text, "\t", quoted=True, where=where)
     except DataError:
         pass
-    none = _parse_delimited(text, "\t", quoted=False, where=where)
+    none = parse_delimited(text, "\t", quoted=False, where=where)
 
     def consistent(rows: list[list[str]] | None) -> bool:
         return bool(rows) and all(len(r) == len(rows[0]) for r in rows)
@@ -355,7 +355,7 @@ def _tsv_rows(text: str, where: str) -> list[list[str]]:
 
 
 def _csv_rows(text: str, where: str) -> list[list[str]]:
-    rows = _parse_delimited(text, ",", quoted=True, where=where)
+    rows = parse_delimited(text, ",", quoted=True, where=where)
     rows = [r for r in rows if r]  # csv yields [] for blank lines
     if rows:
         width = len(rows[0])
@@ -374,7 +374,7 @@ def _json_table(text: str, fmt: str, where: str, reason: str) -> Table:
         return Table(where, [], [], [], [], [], "line")
     if fmt == "jsonl":
         try:
-            return _from_records(list(_iter_jsonl(where, text)), where, "line")
+            return _from_records(list(iter_jsonl(where, text)), where, "line")
         except DataError as exc:
             lines_error = exc
         try:
@@ -390,7 +390,7 @@ def _json_table(text: str, fmt: str, where: str, reason: str) -> Table:
     else:
         return _from_document(data, where, reason)
     try:
-        numbered = list(_iter_jsonl(where, text))
+        numbered = list(iter_jsonl(where, text))
     except DataError as exc:
         lines_error = exc
     else:
@@ -472,7 +472,7 @@ def columns_table(header: list[str], rows: list[dict[str, Any]], where: str,
     integers into names in the text view (a Hugging Face ClassLabel; -1 = no label)."""
     records = []
     for row in rows:
-        rec = {k: _to_text(row.get(k)) for k in header}
+        rec = {k: to_text(row.get(k)) for k in header}
         for col, names in (class_names or {}).items():
             value = row.get(col)
             if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
@@ -528,7 +528,7 @@ def write_table(path: str | os.PathLike, header: Sequence[str], rows: Sequence[d
                                     lineterminator="\n", extrasaction="ignore", restval="")
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: v if isinstance(v, str) else _to_text(v) for k, v in row.items()})
+                writer.writerow({k: v if isinstance(v, str) else to_text(v) for k, v in row.items()})
         elif fmt == "jsonl":
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")

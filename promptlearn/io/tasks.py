@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.errors import ChecksumError, DataError
-from .tables import _decode, _iter_jsonl, _parse_delimited, _physical_lines, _read_bytes, _to_text
+from .tables import decode_text, iter_jsonl, parse_delimited, physical_lines, read_bytes, to_text
 
 __all__ = [
     "TASK_LABELS",
@@ -226,21 +226,21 @@ def load_lmbff(folder: str | os.PathLike, split: str = "test", *, verify: bool =
             f"split {split!r} is not in {folder}; splits there: {', '.join(sorted(files)) or 'none'}.{hint}"
         )
     path = files[split]
-    raw = _read_bytes(path)
+    raw = read_bytes(path)
     if verify:
         _verify_md5(path, raw)
-    text = _decode(raw, path)
+    text = decode_text(raw, path)
     return _parse_lmbff(tid, path, text)
 
 
 def _parse_lmbff(tid: str, path: Path, text: str) -> tuple[Examples, list[str]]:
     has_header = tid not in _HEADERLESS_CSV and tid != "cola"
     if tid in _HEADERLESS_CSV:
-        rows = _parse_delimited(text, ",", quoted=True, where=path)
+        rows = parse_delimited(text, ",", quoted=True, where=path)
     else:
         # GLUE-style TSV: quotes are literal characters, never field delimiters
-        rows = _parse_delimited(text, "\t", quoted=False, where=path)
-    n_lines = _physical_lines(text)
+        rows = parse_delimited(text, "\t", quoted=False, where=path)
+    n_lines = physical_lines(text)
     if len(rows) != n_lines:
         raise DataError(
             f"{path}: parsed {len(rows)} rows from {n_lines} lines; the file is malformed (stray quotes?)"
@@ -341,7 +341,7 @@ def load_lmbff_full(task: str, split: str = "train", root: str | os.PathLike | N
     labels: list[str] = []
     if path.suffix == ".json":  # {"0": {"text_a", "text_b", "label"}, ...}
         try:
-            data = json.loads(_decode(_read_bytes(path), path))
+            data = json.loads(decode_text(read_bytes(path), path))
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: bad JSON at line {exc.lineno}: {exc.msg}") from None
         a, b = ("sentence1", "sentence2") if tid == "stsb" else ("premise", "hypothesis")
@@ -349,7 +349,7 @@ def load_lmbff_full(task: str, split: str = "train", root: str | os.PathLike | N
             examples.append({a: rec["text_a"], b: rec["text_b"]})
             labels.append(str(rec["label"]) if tid == "stsb" else _class_name(tid, str(rec["label"]), f"{path}, record {key}"))
     else:  # sentence<TAB>label with CSV-style quoting
-        rows = _parse_delimited(_decode(_read_bytes(path), path), "\t", quoted=True, where=path)
+        rows = parse_delimited(decode_text(read_bytes(path), path), "\t", quoted=True, where=path)
         for n, row in enumerate(rows[1:], start=2):
             if len(row) != 2:
                 raise DataError(f"{path}, row {n}: {len(row)} columns, expected 2")
@@ -373,7 +373,7 @@ def is_lmbff_folder(folder: Path) -> bool:
 
 
 def _read_csv_rows(path: Path) -> list[list[str]]:
-    return _parse_delimited(_decode(_read_bytes(path), path), ",", quoted=True, where=path)
+    return parse_delimited(decode_text(read_bytes(path), path), ",", quoted=True, where=path)
 
 
 def load_ag_news(split: str = "test", root: str | os.PathLike | None = None) -> tuple[Examples, Labels]:
@@ -419,16 +419,16 @@ def load_fewglue(task: str, split: str, root: str | os.PathLike | None = None) -
     examples: Examples = []
     labels: list[str] = []
     unlabelled = False
-    for n, rec in _iter_jsonl(path):
+    for n, rec in iter_jsonl(path):
         missing = [f for f in fields if f not in rec]
         if missing:
             raise DataError(f"{path}, line {n}: missing field(s) {missing}")
-        examples.append({f: _to_text(rec[f]) for f in fields})
+        examples.append({f: to_text(rec[f]) for f in fields})
         lab = rec.get("label")
         if lab is None:
             unlabelled = True
             continue
-        labels.append(_class_name(tid, _to_text(lab).lower() if tid == "boolq" else _to_text(lab), f"{path}, line {n}"))
+        labels.append(_class_name(tid, to_text(lab).lower() if tid == "boolq" else to_text(lab), f"{path}, line {n}"))
     if unlabelled:
         if labels:
             raise DataError(f"{path}: some lines have a label and some do not")
@@ -467,11 +467,11 @@ def load_nli(name: str, root: str | os.PathLike | None = None) -> tuple[Examples
     examples: Examples = []
     labels: list[str] = []
     if path.suffix == ".jsonl":
-        for n, rec in _iter_jsonl(path):
-            examples.append({"premise": _to_text(rec.get("premise")), "hypothesis": _to_text(rec.get("hypothesis"))})
+        for n, rec in iter_jsonl(path):
+            examples.append({"premise": to_text(rec.get("premise")), "hypothesis": to_text(rec.get("hypothesis"))})
             labels.append(_class_name(tid, str(rec.get("label")), f"{path}, line {n}"))
     else:  # snli_test.tsv: premise, hypothesis, label with CSV-style quoting; 0/1/2 = E/N/C
-        rows = _parse_delimited(_decode(_read_bytes(path), path), "\t", quoted=True, where=path)
+        rows = parse_delimited(decode_text(read_bytes(path), path), "\t", quoted=True, where=path)
         if not rows or rows[0] != ["premise", "hypothesis", "label"]:
             raise DataError(f"{path}: expected header premise, hypothesis, label")
         for n, row in enumerate(rows[1:], start=2):

@@ -30,14 +30,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import ConfigError
-from .base import (AFTER_MASK_MODES, MULTI_TOKEN_MODES, Scorer, _vocabulary_size, aggregate_word_scores,
-                   aggregate_words, default_max_length)
+from .base import (AFTER_MASK_MODES, MULTI_TOKEN_MODES, Scorer, aggregate_word_scores, aggregate_words,
+                   default_max_length, vocabulary_size)
 from .causal import CausalLMScorer
-from .encoding import _Piece
+from .encoding import Piece
 from .masked import MaskedLMScorer
 
-__all__ = ["AFTER_MASK_MODES", "MULTI_TOKEN_MODES", "CausalLMScorer", "MaskedLMScorer", "Scorer",
-           "aggregate_word_scores", "aggregate_words", "default_max_length", "make_scorer"]
+__all__ = ["AFTER_MASK_MODES", "MULTI_TOKEN_MODES", "CausalLMScorer", "MaskedLMScorer", "Piece", "Scorer",
+           "aggregate_word_scores", "aggregate_words", "default_max_length", "make_scorer", "vocabulary_size"]
 
 
 def make_scorer(kind: str, model: Any, tokenizer: Any, *, multi_token: str = "parallel", after_mask: str = "drop",

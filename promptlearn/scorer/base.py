@@ -399,7 +399,7 @@ def _prefetch(items: Iterable[Any], ahead: bool = True, depth: int = 3) -> Itera
         worker.join()
 
 
-def _vocabulary_size(model: Any) -> int:
+def vocabulary_size(model: Any) -> int:
     """The width of the model's logits (its output embedding rows)."""
     weight = getattr(model.get_output_embeddings(), "weight", None)
     return int(weight.shape[0]) if weight is not None else int(model.config.vocab_size)

@@ -15,8 +15,8 @@ import torch
 from ..models import compat
 from ..core.errors import ConfigError, TemplateError
 from ..core.template import Prompt
-from .base import AFTER_MASK_MODES, Scorer, _fill_rows, _vocabulary_size
-from .encoding import _Piece
+from .base import AFTER_MASK_MODES, Scorer, _fill_rows, vocabulary_size
+from .encoding import Piece
 
 
 @dataclass
@@ -71,12 +71,12 @@ class CausalLMScorer(Scorer):
         suffix = "".join(p.text for p in self._pieces(prompt.segments[index + 1:], prompt))
         return [self.word_ids(w + suffix, anchor, separator) for w in words]
 
-    def _prefix_pieces(self, prompt: Prompt, start: int = 0) -> list[_Piece]:
+    def _prefix_pieces(self, prompt: Prompt, start: int = 0) -> list[Piece]:
         index = prompt.mask_index()
         pieces = self._pieces(prompt.segments[start:index], prompt)
         # The space before the mask belongs to the word's first token (" great"), not to the prefix.
         if pieces and not pieces[-1].soft:
-            pieces[-1] = _Piece(pieces[-1].text.rstrip(" "), pieces[-1].shortenable, pieces[-1].demo,
+            pieces[-1] = Piece(pieces[-1].text.rstrip(" "), pieces[-1].shortenable, pieces[-1].demo,
                                 source=pieces[-1].source)
         return pieces
 
@@ -286,4 +286,4 @@ class CausalLMScorer(Scorer):
                 log_probs, _ = self._log_probs_at({"input_ids": ids, "attention_mask": attention, "use_cache": False},
                                                   list(range(len(chunk))), [len(p) - 1 for p in prefixes])
                 result = _fill_rows(result, len(prompts), chunk, log_probs)
-        return result if result is not None else torch.zeros((0, _vocabulary_size(self.model)))
+        return result if result is not None else torch.zeros((0, vocabulary_size(self.model)))

@@ -17,7 +17,7 @@ from .token_ids import soft_id, tagged_id
 
 
 @dataclass(frozen=True)
-class _Piece:
+class Piece:
     """A piece of model input text; ``shortenable`` pieces may be cut from the end to fit the window.
 
     ``demo``: the pool index of the in-context demonstration the piece belongs to (None: the example's own).
@@ -58,7 +58,7 @@ class RowEncoding:
     offsets) and ``_backend`` (the Rust tokenizer to call directly, or None).
     """
 
-    def _pieces(self, segments: Sequence[Segment], prompt: Prompt) -> list[_Piece]:
+    def _pieces(self, segments: Sequence[Segment], prompt: Prompt) -> list[Piece]:
         pieces = []
         source = _source_of(prompt)
         for segment in segments:
@@ -66,14 +66,14 @@ class RowEncoding:
                 if self.prompt_source is None:
                     raise TemplateError("the template has [SOFT] slots; they need a soft-prompt source "
                                         "(tuning='soft' or 'ptuning'), not a manual one")
-                pieces.append(_Piece("", False, segment.demo, segment.n_soft, _soft_offset(prompt, segment), source))
+                pieces.append(Piece("", False, segment.demo, segment.n_soft, _soft_offset(prompt, segment), source))
                 continue
             if segment.kind == "mask":
                 raise AssertionError("mask segments are placed by the scorer")
             text = segment.text
             if segment.kind == "field":
                 text = self._clean_field(text)
-            pieces.append(_Piece(text, prompt.is_shortenable(segment), segment.demo, source=source))
+            pieces.append(Piece(text, prompt.is_shortenable(segment), segment.demo, source=source))
         return pieces
 
     def _clean_field(self, text: str) -> str:
@@ -84,7 +84,7 @@ class RowEncoding:
             breaker = self._special_breaker = special_token_breaker(self.tokenizer)
         return breaker(text)
 
-    def _encode(self, rows: Sequence[list[_Piece]], budgets: Sequence[int], add_special_tokens: bool,
+    def _encode(self, rows: Sequence[list[Piece]], budgets: Sequence[int], add_special_tokens: bool,
                 describe: Sequence[str]) -> list[list[int]]:
         """Token ids of each row's joined pieces, shortening shortenable pieces until within budget."""
         if self.prompt_source is not None and any(p.soft or p.source for pieces in rows for p in pieces):
@@ -103,7 +103,7 @@ class RowEncoding:
                 out[i] = self._truncate(pieces(i), budgets[i], add_special_tokens, describe[i])
         return out
 
-    def _truncate(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str,
+    def _truncate(self, pieces: list[Piece], budget: int, add_special_tokens: bool, describe: str,
                   keep_pieces: bool = False) -> Any:
         """Cut the longest shortenable pieces (PET-style) until the tokenised row fits ``budget``.
 
@@ -175,12 +175,12 @@ class RowEncoding:
                 else:
                     cut = int(len(piece.text) * keep[k] / max(counts[k], 1))
                 # Always remove at least one character, so the loop makes progress.
-                new_pieces.append(_Piece(piece.text[:max(0, min(cut, len(piece.text) - 1))], True, piece.demo,
+                new_pieces.append(Piece(piece.text[:max(0, min(cut, len(piece.text) - 1))], True, piece.demo,
                                          source=piece.source))
             pieces = new_pieces
         raise TruncationError(f"{describe}: could not fit the prompt into {budget} tokens")
 
-    def _encode_prompted(self, pieces: list[_Piece], budget: int, add_special_tokens: bool, describe: str) -> list[int]:
+    def _encode_prompted(self, pieces: list[Piece], budget: int, add_special_tokens: bool, describe: str) -> list[int]:
         """Token ids of a row with soft slots (or of a row that names its prompt): the text between soft slots is
         tokenized on its own (a soft slot is a token boundary) and each slot becomes placeholder ids that the
         prompt set fills with its vectors. Truncation shortens the fields as for any row; soft slots are never
@@ -202,9 +202,9 @@ class RowEncoding:
             ids[0] = tagged_id(source, ids[0])
         return ids
 
-    def _splice(self, pieces: list[_Piece], add_special_tokens: bool) -> list[int]:
+    def _splice(self, pieces: list[Piece], add_special_tokens: bool) -> list[int]:
         runs: list[str] = []
-        slots: list[_Piece] = []
+        slots: list[Piece] = []
         text = ""
         for piece in pieces:
             if piece.soft:

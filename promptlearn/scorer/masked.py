@@ -12,8 +12,8 @@ import torch
 
 from ..core.errors import ConfigError, TemplateError, VerbalizerError
 from ..core.template import Prompt
-from .base import MULTI_TOKEN_MODES, Scorer, _fill_rows, _vocabulary_size
-from .encoding import _Piece
+from .base import MULTI_TOKEN_MODES, Scorer, _fill_rows, vocabulary_size
+from .encoding import Piece
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ class MaskedLMScorer(Scorer):
         describe = [f"example {indices[p] if indices is not None else p}" for p, _ in jobs]
         budgets = [self.max_length] * len(jobs)
 
-        def pieces(p: int, m: int) -> list[_Piece]:
+        def pieces(p: int, m: int) -> list[Piece]:
             prompt = prompts[p]
             index = prompt.mask_index()
-            return (self._pieces(prompt.segments[:index], prompt) + [_Piece(mask * m)]
+            return (self._pieces(prompt.segments[:index], prompt) + [Piece(mask * m)]
                     + self._pieces(prompt.segments[index + 1:], prompt))
 
         if self.prompt_source is not None:  # soft slots / named prompts: tokenized piece by piece
@@ -244,4 +244,4 @@ class MaskedLMScorer(Scorer):
                 log_probs, _ = self._log_probs_at({"input_ids": ids, "attention_mask": attention},
                                                   list(range(len(chunk))), cols)
                 result = _fill_rows(result, len(prompts), chunk, log_probs)
-        return result if result is not None else torch.zeros((0, _vocabulary_size(self.model)))
+        return result if result is not None else torch.zeros((0, vocabulary_size(self.model)))

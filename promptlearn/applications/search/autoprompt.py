@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ...core.calibration import log_normalize
 from ...core.errors import ConfigError
-from ...scorer import _vocabulary_size
+from ...scorer import vocabulary_size
 from ...core.template import Template
 from ...models.distributed import show_progress as progress_shown
 from ...core.verbalizer import Verbalizer
@@ -122,7 +122,7 @@ def hotflip(scorer: Any, examples: Sequence[dict], labels: Sequence[int], verbal
     tokenizer = scorer.tokenizer
     kind = getattr(scorer, "kind", "masked")
     embeddings = scorer.model.get_input_embeddings().weight.detach().float().cpu()
-    vocab_size = min(_vocabulary_size(scorer.model), embeddings.shape[0])
+    vocab_size = min(vocabulary_size(scorer.model), embeddings.shape[0])
     banned = {w.lower() for words in verbalizer.words for w in words} | {c.lower() for c in verbalizer.classes}
     words = {t: w for t, w in whole_word_ids(tokenizer, vocab_size, "the", " ", skip_stop_words=False).items()
              if w.lower() not in banned}

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...core.errors import DataError
-from ...scorer import _Piece, _vocabulary_size
+from ...scorer import Piece, vocabulary_size
 from ...core.template import Prompt, Segment
 from ...models.distributed import show_progress as progress_shown
 from .scoring import Budget
@@ -96,17 +96,17 @@ def default_shapes(fields: Sequence[str]) -> list[Shape]:
 # -- masked LMs ----------------------------------------------------------------------------------
 
 def _rows_for_shape(scorer: Any, shape: Shape, examples: Sequence[dict], fields: Sequence[str],
-                    words: Sequence[str]) -> list[list[_Piece]]:
+                    words: Sequence[str]) -> list[list[Piece]]:
     mask = scorer.tokenizer.mask_token
     rows = []
     for example, word in zip(examples, words):
-        fields_ = [_Piece(scorer._clean_field(str(example[f])), True) for f in fields]
+        fields_ = [Piece(scorer._clean_field(str(example[f])), True) for f in fields]
         slots = " ".join([mask] * shape.left + [word] + [mask] * shape.right)
         if shape.layout == "between":
-            rows.append([fields_[0], _Piece(" " + slots + " "), fields_[1]])
+            rows.append([fields_[0], Piece(" " + slots + " "), fields_[1]])
         else:
-            text = [p for k, f in enumerate(fields_) for p in ([_Piece(" ")] if k else []) + [f]]
-            rows.append(text + [_Piece(" " + slots)] if shape.layout == "after" else [_Piece(slots + " ")] + text)
+            text = [p for k, f in enumerate(fields_) for p in ([Piece(" ")] if k else []) + [f]]
+            rows.append(text + [Piece(" " + slots)] if shape.layout == "after" else [Piece(slots + " ")] + text)
     return rows
 
 
@@ -154,7 +154,7 @@ def infill_masked(scorer: Any, examples: Sequence[dict], words: Sequence[str], f
     forbidden_lower = {w.lower() for w in forbidden}
     results: list[tuple[str, float]] = []
     show = progress_shown(scorer.show_progress if show_progress is None else show_progress)
-    vocab_size = _vocabulary_size(scorer.model)
+    vocab_size = vocabulary_size(scorer.model)
     texts = template_token_ids(tokenizer, vocab_size)
     allowed = np.zeros(vocab_size, dtype=bool)
     allowed[[t for t, text in texts.items() if text.strip().lower() not in forbidden_lower]] = True
@@ -241,7 +241,7 @@ def infill_causal(scorer: Any, examples: Sequence[dict], labels: Sequence[int], 
     check_fields(fields)
     tokenizer = scorer.tokenizer
     forbidden_lower = {w.lower() for w in forbidden}
-    vocab_size = _vocabulary_size(scorer.model)
+    vocab_size = vocabulary_size(scorer.model)
     token_text = template_token_ids(tokenizer, vocab_size, allow_newline=True)
     allowed = np.zeros(vocab_size, dtype=bool)
     allowed[[t for t, w in token_text.items() if w.strip().lower() not in forbidden_lower]] = True
