@@ -23,8 +23,8 @@ from ..core.checks import check_types
 from ..core.estimator import ClassifierProtocol
 from ..core.inputs import as_examples, soft_targets
 from ..core.errors import ChatTemplateError, ConfigError, DataError, DemonstrationError, PromptlearnError
-from .options import (GROUPS, DemonstrationOptions, ScoringOptions, TrainingOptions, from_flat, is_flat,
-                      warn_flat)
+from .options import (GROUPS, DemonstrationOptions, ScoringOptions, TrainingOptions, is_flat, is_option, warn_flat,
+                      with_options)
 from .saved_classifier import load_classifier, save_classifier
 from ..models.loader import LoadedModel, loaded_model
 from ..models.precision import MixedPrecision
@@ -136,10 +136,9 @@ class PromptClassifier(ClassifierProtocol):
             if unknown:
                 raise ConfigError(f"PromptClassifier got unexpected keyword(s) {unknown}")
             warn_flat("PromptClassifier", legacy)
-            grouped = from_flat(legacy, {"scoring": scoring, "training": training, "demonstrations": demonstrations,
-                                         "tuning": tuning})
-            scoring, training = grouped.get("scoring", scoring), grouped.get("training", training)
-            demonstrations, tuning = grouped.get("demonstrations", demonstrations), grouped.get("tuning", tuning)
+            changed = with_options({"scoring": scoring, "training": training, "demonstrations": demonstrations,
+                                    "tuning": tuning}, legacy)
+            scoring, training, demonstrations, tuning = (changed[name] for name in (*GROUPS, "tuning"))
         self.model = model
         self.template = template
         self.verbalizer = verbalizer
@@ -159,29 +158,14 @@ class PromptClassifier(ClassifierProtocol):
     def set_params(self, **params: Any) -> PromptClassifier:
         """scikit-learn's ``set_params``; nested options (``training__epochs=3``, ``tuning__learning_rate=...``)
         replace the group with a changed copy, so a group shared with another classifier is never changed."""
-        direct, nested, legacy = {}, {}, {}
-        for key, value in params.items():
-            name, nested_key, option = key.partition("__")
-            if nested_key:
-                nested.setdefault(name, {})[option] = value
-            elif is_flat(key):
-                legacy[key] = value
-            else:
-                direct[key] = value
-        super().set_params(**direct)
-        if legacy:
-            warn_flat("PromptClassifier.set_params", legacy)
+        options = {key: value for key, value in params.items() if "__" in key or is_flat(key)}
+        super().set_params(**{key: value for key, value in params.items() if key not in options})
+        if any(is_flat(key) for key in options):
+            warn_flat("PromptClassifier.set_params", [key for key in options if is_flat(key)])
+        if options:
             current = {name: getattr(self, name) for name in (*GROUPS, "tuning")}
-            for name, value in from_flat(legacy, current).items():
+            for name, value in with_options(current, options).items():
                 setattr(self, name, value)
-        for name, changes in nested.items():
-            if name == "tuning":
-                self.tuning = self.tuning_config_.replace(**changes)
-            elif name in GROUPS:
-                setattr(self, name, getattr(self, name).replace(**changes))
-            else:
-                raise ConfigError(f"PromptClassifier has no parameter group {name!r}; groups: tuning, "
-                                  f"{', '.join(GROUPS)}")
         return self
 
     def _check_params(self, fitting: bool = False) -> None:
@@ -567,5 +551,4 @@ class PromptClassifier(ClassifierProtocol):
         """Whether :meth:`load` takes ``name`` as an override: a parameter, a group's option (``scoring__batch_size``)
         or a flat option name (``batch_size``: a PromptEnsemble passes its overrides to every member in the
         member's own spelling)."""
-        group, nested, _ = name.partition("__")
-        return name in cls._get_param_names() or is_flat(name) or bool(nested) and group in (*GROUPS, "tuning")
+        return name in cls._get_param_names() or is_option(name)

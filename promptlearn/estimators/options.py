@@ -150,6 +150,39 @@ def is_flat(name: str) -> bool:
     return name in FLAT or name in FLAT_TUNING
 
 
+def is_option(name: str) -> bool:
+    """Whether ``name`` sets one option of a group: nested (``training__epochs``, ``tuning__learning_rate``) or
+    flat (``epochs``)."""
+    group, nested, _ = name.partition("__")
+    return is_flat(name) or bool(nested) and group in (*GROUPS, "tuning")
+
+
+def with_options(groups: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``groups`` (the option groups and the tuning -- a config or a method's name -- by name) with single options
+    set: flat names (``epochs``, :func:`from_flat`), then nested ones (``training__epochs``). A group is replaced
+    by a changed copy, never changed; a nested name of no group is a ConfigError."""
+    from ..core.errors import ConfigError
+    from ..tuning import TuningConfig, tuning_config
+
+    changed = dict(groups)
+    flat = {name: value for name, value in options.items() if is_flat(name)}
+    if flat:
+        changed.update(from_flat(flat, changed))
+    for name, value in options.items():
+        group, nested, option = name.partition("__")
+        if not nested:
+            continue
+        if group not in changed:
+            raise ConfigError(f"PromptClassifier has no parameter group {group!r}; groups: tuning, "
+                              f"{', '.join(GROUPS)}")
+        current = changed[group]
+        if group == "tuning":  # the method's checked config, also when it is given by name
+            current = tuning_config(current.source, current) if isinstance(current, TuningConfig) else \
+                tuning_config(current)
+        changed[group] = current.replace(**{option: value})
+    return changed
+
+
 def from_flat(params: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """PromptClassifier keyword arguments from flat option names (``epochs=3, demos=2, source="soft"``: the CLI's
     and configuration files' spelling): the flat ones folded into their groups, on top of ``base``'s

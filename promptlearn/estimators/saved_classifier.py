@@ -16,7 +16,7 @@ from ..core.template import Template
 from ..core.verbalizer import Verbalizer
 from ..io.artifacts import atomic_directory, atomic_write_text, save_model_folder
 from ..models.loader import dtype_name
-from .options import GROUPS, from_flat, is_flat
+from .options import GROUPS, from_flat, is_flat, is_option, with_options
 from .saved_folders import open_saved, recorded_model_name
 
 logger = logging.getLogger(__name__)
@@ -109,24 +109,6 @@ def _grouped(folder: Any, cls: type) -> tuple[dict[str, Any], dict[str, dict[str
     return top, groups
 
 
-def _is_option(name: str) -> bool:
-    """Whether a load() override names one option of a group: nested (``scoring__batch_size``) or flat."""
-    return is_flat(name) or name.partition("__")[0] in _GROUP_NAMES and "__" in name
-
-
-def _options_overrides(groups: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """The saved groups with the single options of ``overrides`` applied (nested or flat names)."""
-    changed = dict(groups)
-    for name, value in overrides.items():
-        group, nested, option = name.partition("__")
-        if nested and group in changed:
-            changed[group] = changed[group].replace(**{option: value})
-    flat = {k: v for k, v in overrides.items() if is_flat(k)}
-    if flat:  # load()'s overrides may use the flat names, as the CLI and ensembles do (no warning here)
-        changed.update(from_flat(flat, changed))
-    return changed
-
-
 def load_classifier(cls: type, directory: str | os.PathLike, **overrides: Any) -> Any:
     """``cls.load(directory, **overrides)``: see :meth:`PromptClassifier.load <promptlearn.PromptClassifier.load>`."""
     from ..tuning import tuning_config
@@ -168,8 +150,10 @@ def load_classifier(cls: type, directory: str | os.PathLike, **overrides: Any) -
         tuning_options = dict(groups["tuning"])
         built["tuning"] = tuning_config(tuning_options.pop("source", "manual"), tuning_options)
         built.update({k: v for k, v in overrides.items() if k in built})  # a whole group given
-        built.update(_options_overrides(built, overrides))  # one option: scoring__batch_size=, or batch_size=
-        params.update({k: v for k, v in overrides.items() if k not in built and not _is_option(k)})
+        # one option on top of the saved group: scoring__batch_size=, or the flat batch_size= as the CLI and
+        # ensembles spell it (no warning here)
+        built.update(with_options(built, {k: v for k, v in overrides.items() if is_option(k)}))
+        params.update({k: v for k, v in overrides.items() if k not in built and not is_option(k)})
         Verbalizer.load(config["verbalizer"], aggregation=built["scoring"].aggregation)  # checked now, not later
         template = Template(source, name=name, shortenable=built["scoring"].shortenable)
         classifier = cls(model=model, template=template, verbalizer=config["verbalizer"], **params, **built)
