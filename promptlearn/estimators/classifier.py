@@ -496,12 +496,13 @@ class PromptClassifier(ClassifierProtocol):
         pipeline = self.pipeline_
         precision = MixedPrecision(loaded.model if module is None else module)
         # Fixed prompts are tokenized once, not at every step (demonstrations change every step).
-        encoded = None if contextual else scorer.encode_rows([template.render(e) for e in examples], verbalizer)
+        prompts = None if contextual else [template.render(example) for example in examples]
+        encoded = None if prompts is None else scorer.encode_rows(prompts, verbalizer)
         target = torch.as_tensor(labels, device=scorer.device)
         if soft is not None:  # cross_entropy takes class probabilities as targets too (float, [n, C])
             target = torch.as_tensor(soft, dtype=torch.float32, device=scorer.device)
         loss_fn = objective(pipeline, examples, target, precision=precision, demonstrations=bool(demos.k),
-                            encoded=encoded, auxiliary=auxiliary, mlm_weight=mlm_weight)
+                            prompts=prompts, encoded=encoded, auxiliary=auxiliary, mlm_weight=mlm_weight)
         split = token_budget_split(encoded, options.tokens_per_pass, scorer.device.type) if auxiliary is None else None
         evaluate = dev_accuracy(pipeline, dev_examples, dev_labels, precision) if dev is not None else None
         config = TrainingConfig(

@@ -28,22 +28,23 @@ DEFAULT_TRAIN_TOKENS_PER_PASS = 512
 
 
 def objective(pipeline: PromptPipeline, examples: Sequence[Mapping[str, Any]], target: torch.Tensor, *,
-              precision: MixedPrecision, demonstrations: bool, encoded: list[Any] | None = None,
-              auxiliary: Sequence[Prompt] | None = None, mlm_weight: float = 0.0) -> Callable[[list[int]], torch.Tensor]:
+              precision: MixedPrecision, demonstrations: bool, prompts: Sequence[Prompt] | None = None,
+              encoded: list[Any] | None = None, auxiliary: Sequence[Prompt] | None = None,
+              mlm_weight: float = 0.0) -> Callable[[list[int]], torch.Tensor]:
     """The loss of a batch of example indices: ``target`` holds class indices ``[n]`` or probabilities ``[n, C]``.
 
-    ``demonstrations``: draw a fresh demonstration set for every step (seeded by the trainer's per-step torch
-    generator); else the fixed prompts, pre-encoded in ``encoded`` when given. ``auxiliary``: rendered unlabelled
-    prompts for the masked-LM loss, mixed in as ``(1 - mlm_weight) * CE + mlm_weight * LM``."""
+    ``prompts``: the examples' fixed prompts (rendered once), pre-encoded in ``encoded`` when given; None: each
+    step assembles its batch with the pipeline, drawing a fresh demonstration set when ``demonstrations``
+    (seeded by the trainer's per-step torch generator). ``auxiliary``: rendered unlabelled prompts for the
+    masked-LM loss, mixed in as ``(1 - mlm_weight) * CE + mlm_weight * LM``."""
     scorer, verbalizer = pipeline.scorer, pipeline.verbalizer
-    fixed = None if pipeline.context else [pipeline.template.render(example) for example in examples]
 
     def loss_fn(indices: list[int]) -> torch.Tensor:
-        if fixed is None:  # fresh demonstrations every step, drawn with the step's seeded torch generator
+        if prompts is None:  # fresh demonstrations every step, drawn with the step's seeded torch generator
             set_index = int(torch.randint(2**31 - 1, ()).item()) if demonstrations else 0
             batch = pipeline.prompts([examples[i] for i in indices], set_index)
         else:
-            batch = [fixed[i] for i in indices]
+            batch = [prompts[i] for i in indices]
         with precision.autocast():
             if encoded is None:
                 scores = scorer.class_log_scores(batch, verbalizer)

@@ -128,8 +128,10 @@ class PromptPipeline:
         demo_sets = [p.demonstrations for p in prompts]
         calibrating = any(calibrations)
         missing = list(dict.fromkeys(d for d in demo_sets if d not in self._demo_priors)) if calibrating else []
-        inputs = [self.template.render(e) for e in content_free_examples(self.template.fields, self.content_free)]
-        prior_prompts = [self._assemble(query, demos) for demos in missing for query in inputs]
+        prior_prompts = []
+        if missing:  # the content-free inputs with each demonstration set whose prior is not cached yet
+            inputs = [self.template.render(e) for e in content_free_examples(self.template.fields, self.content_free)]
+            prior_prompts = [self._assemble(query, demos) for demos in missing for query in inputs]
         scores = self.scorer.score(prompts + prior_prompts, self.verbalizer)
         log_probs = log_normalize(scores[:len(prompts)])
         priors = None
