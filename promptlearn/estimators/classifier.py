@@ -181,14 +181,9 @@ class PromptClassifier(ClassifierProtocol):
     @property
     def tuning_config_(self) -> TuningConfig:
         """The tuning method's config (``tuning`` as given, or the named method's defaults), checked."""
-        from ..tuning import TuningConfig, tuning_config
+        from ..tuning import as_tuning_config
 
-        if isinstance(self.tuning, TuningConfig):
-            return tuning_config(self.tuning.source, self.tuning)
-        if not isinstance(self.tuning, str):
-            raise ConfigError(f"PromptClassifier(tuning=...) must be a method's name (e.g. 'soft') or its config "
-                              f"(e.g. SoftPromptConfig(n_tokens=8)), got {type(self.tuning).__name__}")
-        return tuning_config(self.tuning)
+        return as_tuning_config(self.tuning, owner="PromptClassifier")
 
     # -- resolved configuration ----------------------------------------------------------------
     @property

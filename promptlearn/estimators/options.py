@@ -162,7 +162,7 @@ def with_options(groups: Mapping[str, Any], options: Mapping[str, Any]) -> dict[
     set: flat names (``epochs``, :func:`from_flat`), then nested ones (``training__epochs``). A group is replaced
     by a changed copy, never changed; a nested name of no group is a ConfigError."""
     from ..core.errors import ConfigError
-    from ..tuning import TuningConfig, tuning_config
+    from ..tuning import as_tuning_config
 
     changed = dict(groups)
     flat = {name: value for name, value in options.items() if is_flat(name)}
@@ -175,10 +175,7 @@ def with_options(groups: Mapping[str, Any], options: Mapping[str, Any]) -> dict[
         if group not in changed:
             raise ConfigError(f"PromptClassifier has no parameter group {group!r}; groups: tuning, "
                               f"{', '.join(GROUPS)}")
-        current = changed[group]
-        if group == "tuning":  # the method's checked config, also when it is given by name
-            current = tuning_config(current.source, current) if isinstance(current, TuningConfig) else \
-                tuning_config(current)
+        current = as_tuning_config(changed[group]) if group == "tuning" else changed[group]  # also given by name
         changed[group] = current.replace(**{option: value})
     return changed
 

@@ -61,7 +61,7 @@ __all__ = [
     "AdapterPromptConfig", "BitFit", "BitFitConfig", "BuildContext", "CONFIGS", "DEFAULT_SOFT_TOKENS", "DeepPrompt",
     "DeepPromptConfig", "LEARNING_RATES", "LoraPromptConfig", "ManualConfig", "ManualPrompt", "PTuningConfig",
     "PTuningPrompt", "PeftPrompt", "PromptModule", "PromptSet", "REGISTRY", "SOFT_SOURCES", "SOURCES", "SoftPrompt",
-    "SoftPromptConfig", "TuningConfig", "build_prompt", "check_prefix_support", "cli_option", "module_class",
+    "SoftPromptConfig", "TuningConfig", "as_tuning_config", "build_prompt", "check_prefix_support", "cli_option", "module_class",
     "register", "tuning_config",
 ]
 
@@ -95,6 +95,18 @@ def tuning_config(source: str, options: Mapping[str, Any] | TuningConfig | None 
         raise ConfigError(f"the options of tuning method {source!r} must be a dict or its config object, got "
                           f"{type(options).__name__}")
     return CONFIGS[source].from_dict(options)
+
+
+def as_tuning_config(tuning: str | TuningConfig, owner: str = "") -> TuningConfig:
+    """``tuning`` -- a method's name or its config -- as the method's checked config (``owner``: the estimator
+    whose parameter it is, for the error message)."""
+    if isinstance(tuning, TuningConfig):
+        return tuning_config(tuning.source, tuning)
+    if not isinstance(tuning, str):
+        raise ConfigError(f"{owner + '(' if owner else ''}tuning=...{')' if owner else ''} must be a method's name "
+                          f"(e.g. 'soft') or its config (e.g. SoftPromptConfig(n_tokens=8)), got "
+                          f"{type(tuning).__name__}")
+    return tuning_config(tuning)
 
 
 def build_prompt(config: TuningConfig, context: BuildContext) -> PromptModule | None:
