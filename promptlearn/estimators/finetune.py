@@ -19,7 +19,8 @@ import numpy as np
 from ..core.errors import ConfigError, DataError, ModelLoadError, PromptlearnError
 from ..core.inputs import soft_targets
 from ..io.artifacts import atomic_directory, atomic_write_text, save_model_folder
-from ..models.encoder import dtype_option, ensure_pad_token, load_tokenizer, row_batches
+from ..models.encoder import dtype_option, load_tokenizer, row_batches
+from ..models.kinds import ensure_pad_token
 from ..models.loader import _not_found_message, resolve_device, resolve_local
 from ..models.precision import MixedPrecision
 from .saved_folders import recorded_model_name

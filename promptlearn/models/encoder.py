@@ -7,7 +7,7 @@ fixed-length vector per text: ``mean`` over the attention mask, ``cls`` (the fir
 last real token). :class:`~promptlearn.ProbeClassifier` classifies these features;
 :class:`~promptlearn.SentenceEncoder` uses them for ``similar`` demonstration selection.
 
-The tokenizer helpers (:func:`load_tokenizer`, :func:`ensure_pad_token`, :func:`encode_batch`) serve the
+The tokenizer helpers (:func:`load_tokenizer`, :func:`encode_batch`) serve the
 fine-tuning baseline too.
 """
 
@@ -18,17 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core.errors import ModelLoadError, PromptlearnError
+from .kinds import ensure_pad_token
 from .loader import _not_found_message, model_dtype, resolve_device, resolve_local
 
 POOLINGS = ("mean", "cls", "last")
-
-
-def ensure_pad_token(tokenizer: Any, where: str) -> None:
-    if tokenizer.pad_token is None:
-        fallback = tokenizer.eos_token or tokenizer.unk_token
-        if fallback is None:
-            raise ModelLoadError(f"{where}: the tokenizer has no pad, eos or unk token to pad batches with")
-        tokenizer.pad_token = fallback
 
 
 def token_window(tokenizer: Any, max_length: int) -> int:

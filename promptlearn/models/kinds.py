@@ -40,6 +40,11 @@ def prepare_tokenizer(tokenizer: Any, kind: str, where: str) -> None:
     """Check a tokenizer suits the model kind; give causal tokenizers a pad token."""
     if kind == "masked" and tokenizer.mask_token is None:
         raise WrongModelKindError(f"{where}: the tokenizer has no mask token, so it cannot fill a [MASK]")
+    ensure_pad_token(tokenizer, where)
+
+
+def ensure_pad_token(tokenizer: Any, where: str) -> None:
+    """Give a tokenizer without a pad token its eos (or unk) token to pad batches with."""
     if tokenizer.pad_token is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
