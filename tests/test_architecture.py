@@ -10,7 +10,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "promptlearn"
 #: The layers, lowest first (docs/architecture.md). A module may import its own layer and the ones below.
-LAYERS = ["core", "io", "models", "scorer", "tuning", "pipeline", "estimators", "applications", "cli"]
+LAYERS = ["core", "io", "models", "scorer", "tuning", "pipeline", "estimators", "applications", "onnx", "integrations",
+          "cli"]
 MAX_LINES = 600
 
 
