@@ -61,8 +61,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from ..io.artifacts import atomic_directory, atomic_write_text
 from ..core.calibration import contextual_calibration
-from ..core.errors import ConfigError, DataError, PromptlearnError, UnknownLabelError
-from ..core.verbalizer import is_int
+from ..core.errors import ConfigError, DataError, PromptlearnError
+from ..core.verbalizer import label_indices as core_label_indices
 from .combination import COMBINE_RULES, combine_log_probs, combine_predictions
 from .members import common_classes, describe_member, member_classes
 
@@ -107,21 +107,9 @@ def _as_labels(y: Any, n_examples: int) -> list[Any]:
 
 
 def label_indices(labels: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
-    """Class index of each label: a class name, or an integer index in class order (when no class name is an
-    integer), as :meth:`Verbalizer.label_indices` reads them."""
-    index = {c: i for i, c in enumerate(classes)}
-    numeric = any(is_int(c) for c in classes)
-    out = []
-    for position, label in enumerate(labels):
-        key = str(label)
-        if key in index:
-            out.append(index[key])
-        elif is_int(label) and not isinstance(label, str) and not numeric and 0 <= int(label) < len(classes):
-            out.append(int(label))
-        else:
-            raise UnknownLabelError(f"label {label!r} (item {position}) is not one of the ensemble's classes "
-                                    f"{list(classes)} (or their indices 0..{len(classes) - 1})")
-    return np.asarray(out, dtype=np.int64)
+    """Class index of each label, read as :func:`promptlearn.core.verbalizer.label_indices` reads them (a class
+    name, or an integer index in class order when no class name is an integer)."""
+    return np.asarray(core_label_indices(labels, classes, where="the ensemble's classes"), dtype=np.int64)
 
 
 def saved_class(directory: str | os.PathLike) -> type:
