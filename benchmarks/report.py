@@ -208,6 +208,27 @@ def startup_section() -> list[str]:
             f"{'yes' if r['sklearn_before_scoring'] else 'no'}."] + _command_footer(r)
 
 
+def streaming_section() -> list[str]:
+    from benchmarks.streaming import report_section
+
+    r = _load_one("streaming.json")
+    return report_section(r) + [""] if r else []
+
+
+def ray_section() -> list[str]:
+    from benchmarks.ray_scaling import report_section
+
+    r = _load_one("ray_scaling.json")
+    return report_section(r) if r else []
+
+
+def onnx_section() -> list[str]:
+    from benchmarks.onnx_speed import report_section
+
+    r = _load_one("onnx_speed.json")
+    return report_section(r) + [""] if r else []
+
+
 def reproducibility_section(results: Path = RESULTS) -> list[str]:
     """The cells that ``python -m benchmarks.reproduce`` recomputed, and whether they came out the same."""
     records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(results.glob("reproducibility/*.json"))]
@@ -253,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
              "by hand. Every figure was measured by the command shown with it.", ""]
     lines += (runner_sections() + reproducibility_section() + zero_shot_section() + throughput_section()
               + gpu_sections() + dtype_section() + prompt_bank_section() + demo_cache_section()
-              + startup_section())
+              + startup_section() + streaming_section() + ray_section() + onnx_section())
     TARGET.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {TARGET}")
 

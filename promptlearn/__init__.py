@@ -17,6 +17,8 @@ _EXPORTS = {
     "FineTuneClassifier": "estimators.finetune", "ProbeClassifier": "estimators.probe",
     "contextual_calibration": "core.calibration",
     "PromptClassifier": "estimators.classifier",
+    "record_evaluation": "estimators.model_card", "push_to_hub": "estimators.hub",
+    "OnnxClassifier": "onnx.runtime", "export_onnx": "onnx.export",
     "DemonstrationSelector": "pipeline.demonstrations", "SentenceEncoder": "pipeline.demonstrations",
     "PromptEnsemble": "estimators.ensemble",
     "ChatTemplateError": "core.errors", "ChecksumError": "core.errors", "ConfigError": "core.errors", "DataError": "core.errors",

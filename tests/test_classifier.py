@@ -294,7 +294,7 @@ def test_save_load_model_by_path(tiny_bert_dir, tmp_path):
         aggregation="max", shortenable=["text"], batch_size=2, content_free=("N/A", "nothing")))
     expected = clf.predict_proba(TEXTS)
     target = clf.save(tmp_path / "saved")
-    assert sorted(os.listdir(target)) == ["config.json"]  # a model named by path is not copied
+    assert sorted(os.listdir(target)) == ["README.md", "config.json"]  # the card; a model named by path is not copied
     loaded = PromptClassifier.load(target, model=str(tiny_bert_dir))  # a local model outside: named by the caller
     np.testing.assert_array_equal(loaded.predict_proba(TEXTS), expected)
     assert loaded.template_ == clf.template_

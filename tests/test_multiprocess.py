@@ -139,7 +139,7 @@ def test_two_processes_train_the_one_process_classifier_and_write_it_once(work, 
     for key in ("steps", "best_step", "dev_accuracy", "train_examples"):  # dev evaluated in slices, gathered
         assert summary[key] == reference_summary[key], key
     assert set(os.listdir(work)) - before - {"hf-home"} == {"two"}  # nothing else written beside it
-    assert sorted(os.listdir(output)) == sorted(os.listdir(reference)) == ["config.json", "model"]
+    assert sorted(os.listdir(output)) == sorted(os.listdir(reference)) == ["README.md", "config.json", "model"]
     _assert_same_classifier(output, reference)
 
 
@@ -163,7 +163,7 @@ def test_two_processes_resume_a_checkpoint(work, monkeypatch, capsys):
     assert json.loads((output / "checkpoint" / "trainer_state.json").read_text())["result"]["steps"] == 3
     result = _launch(work, "-m", "promptlearn", "-v", *_train_args(work, output, *CHECKPOINTED, "--resume"))
     assert result.stderr.count("resumed from") == 1  # logged by the main process only
-    assert sorted(os.listdir(output)) == ["config.json", "model"]
+    assert sorted(os.listdir(output)) == ["README.md", "config.json", "model"]
     _assert_same_classifier(output, reference)
 
 

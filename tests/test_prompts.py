@@ -257,7 +257,7 @@ def test_source_trains_only_its_parameters_learns_and_reloads(source, fixture, o
 
     out = clf.save(tmp_path / "prompt")
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["config.json", "prompt.safetensors"]  # no base model weights
+    assert files == ["README.md", "config.json", "prompt.safetensors"]  # the card; no base model weights
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == str(path) and config["params"]["tuning"]["source"] == source
     assert config["params"]["tuning"]["learning_rate"] == rate

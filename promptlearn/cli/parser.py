@@ -9,20 +9,23 @@ from typing import Any
 
 from ..models.loader import DTYPES
 from ..tuning import LEARNING_RATES
+from .export import add_export_parser
+from .options import (DTYPE_HELP, add_chunk_options, add_data_options, add_label_map, add_prompt_options,
+                      checkpoint_interval, keep_margin, non_negative_int, positive_int)
 from .predict import run_classify, run_evaluate
+from .ray_engine import gpus_per_worker
 from .templates import run_templates
 from .tuning_flags import add_tuning_flags
 from .sample import run_sample
 from .train import run_adapt, run_search, run_train
-
-DTYPE_HELP = ("the model's weights: float32, bfloat16 (half the memory; on CPU too), float16 (scoring only) or "
-              "auto (the checkpoint's own); default float32. Scores stay float32")
 
 EPILOG_CLASSIFY = """examples:
   promptlearn classify --template sst2/review --text "A gorgeous, witty film."
   promptlearn classify --model ./my-roberta --template sst2/it_was --verbalizer sst2 --input reviews.csv \\
       --column text=review --output predictions.csv --calibrate
   cat texts.jsonl | promptlearn classify --template agnews/article --input - --format jsonl
+  promptlearn classify --engine ray --workers 4 --model-dir runs/sst2 --input reviews.parquet \\
+      --output scored.parquet          # Ray Data workers (pip install 'promptlearn[ray]'); --address: a cluster
 """
 
 EPILOG_TRAIN = """examples:
@@ -50,131 +53,6 @@ EPILOG_EVALUATE = """examples:
   promptlearn evaluate --template sst2/review --verbalizer '{"negative": ["bad"], "positive": ["good"]}' --data sst2
   promptlearn evaluate --template sst2/review --data labelled.csv --column text=review --label-column stars
 """
-
-
-def _add_prompt_options(parser: argparse.ArgumentParser, *, template_required: bool = True,
-                        repeatable: bool = False) -> None:
-    group = parser.add_argument_group("model and prompt")
-    group.add_argument("--model", default="smollm2",
-                       help="hub id, local folder, .gguf file, or short name: smollm2 (default, packaged), "
-                            "gemma3-270m (optional package)")
-    group.add_argument("--gguf-file", help="GGUF file inside --model's folder")
-    group.add_argument("--template", required=template_required, action="append" if repeatable else "store",
-                       help="template file (.j2), shipped name task/name (e.g. sst2/it_was; see `promptlearn "
-                            "templates`), or Jinja text containing [MASK]"
-                            + ("" if template_required else " (required unless --model-dir)")
-                            + ("; repeat it for an ensemble" if repeatable else ""))
-    group.add_argument("--verbalizer", action="append" if repeatable else "store",
-                       help="verbalizer file (.json or 'label: word, word' text), shipped name (e.g. sst2), or "
-                            "inline JSON such as '{\"0\": [\"No\"], \"1\": [\"Yes\"]}'; default for a shipped "
-                            "template task/name: task_name, else task"
-                            + ("; with several --template: one for all, or one per template in the same order"
-                               if repeatable else ""))
-    group.add_argument("--shorten", action="append", metavar="FIELD",
-                       help="field that truncation may shorten (repeatable; default: every field)")
-    scoring = parser.add_argument_group("scoring")
-    scoring.add_argument("--calibrate", action="store_true",
-                         help="contextual calibration (content-free inputs); evaluate reports raw and calibrated "
-                              "figures from one pass either way, --calibrate puts the calibrated ones first")
-    scoring.add_argument("--multi-token", choices=("parallel", "left_to_right"), default="parallel",
-                         help="decoding of multi-token label words with masked LMs (default: parallel)")
-    scoring.add_argument("--after-mask", choices=("drop", "score"), default="drop",
-                         help="causal LMs: drop the text after [MASK] or score it with each word (default: drop)")
-    scoring.add_argument("--aggregation", choices=("mean", "max", "sum"), default="mean",
-                         help="how several label words of one class combine (default: mean probability)")
-    scoring.add_argument("--batch-size", type=_positive_int, default=16, help="examples per forward pass (default 16)")
-    scoring.add_argument("--max-length", type=_positive_int, help="token budget of one prompt (default: model window)")
-    scoring.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
-    scoring.add_argument("--dtype", choices=DTYPES, help=DTYPE_HELP)
-    demos = parser.add_argument_group("in-context demonstrations")
-    demos.add_argument("--demos", type=_non_negative_int, metavar="K",
-                       help="K labelled demonstrations per class in every prompt, rendered with the template and "
-                            "their label word: after the example for masked LMs (LM-BFF), before it for causal LMs "
-                            "(a k-shot prompt); default 0")
-    demos.add_argument("--demo-pool", metavar="FILE",
-                       help="labelled examples to draw demonstrations from: a CSV / TSV / JSONL file (label column "
-                            "'label' or --label-column; --column maps fields) or an LM-BFF folder (its train split)"
-                            + ("; default for train: the training data" if repeatable else ""))
-    demos.add_argument("--demo-selection", choices=("random", "balanced", "similar"),
-                       help="random (default), balanced (equal per class; causal LMs), or similar (nearest by "
-                            "all-MiniLM-L6-v2 sentence embeddings, drawn from the top half per class, as LM-BFF)")
-    demos.add_argument("--demo-encoder", metavar="MODEL",
-                       help="sentence encoder of --demo-selection similar: a sentence-transformers / BERT folder or "
-                            "hub id, mean-pooled (default: minilm, the packaged all-MiniLM-L6-v2)")
-    demos.add_argument("--demo-sets", type=_positive_int, metavar="N",
-                       help="ensemble N demonstration sets drawn with different seeds (default 1)")
-    demos.add_argument("--chat-template", action="store_true",
-                       help="causal instruct models: wrap demonstrations and example as a user message in the "
-                            "tokenizer's chat template; the label word starts the assistant's reply")
-
-
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("input data")
-    group.add_argument("--column", action="append", default=[], metavar="FIELD=COLUMN",
-                       help="map a template field to a file column, e.g. text=review (repeatable)")
-    group.add_argument("--format", dest="fmt", choices=("csv", "tsv", "json", "jsonl", "parquet"),
-                       help="format of --input/--data when the extension does not say (stdin is sniffed "
-                            "otherwise); json: an array of records or an object of records or columns")
-    group.add_argument("--head", type=_non_negative_int, metavar="N",
-                       help="read only the first N rows (in file order) of each file or split read; --limit "
-                            "(evaluate) draws a seeded random subset instead")
-
-
-def _add_label_map(group: Any, *, search: bool = False) -> None:
-    """--label-map, the same for evaluate, train and search (read by :func:`.labels.class_indices`)."""
-    group.add_argument("--label-map", action="append", metavar="RAW=CLASS,...",
-                       help="which class each label of the data stands for, e.g. 0=positive,1=negative (default: "
-                            "class names as they are; integer labels as indices in the classes' order, with a "
-                            "warning; required when integer labels do not include 0)"
-                            + ("; without --verbalizer the map's classes become the classes searched for"
-                               if search else ""))
-
-
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
-
-
-def _checkpoint_interval(value: str) -> tuple[str, float]:
-    """--checkpoint-every: a number of steps (``50``), or a time with its unit (``90s``, ``10m``, ``1.5h``), as
-    ``("steps", N)`` or ``("minutes", M)``."""
-    text = value.strip().lower()
-    if text.isdigit() and int(text) > 0:
-        return "steps", int(text)
-    units = {"s": 1 / 60, "m": 1.0, "min": 1.0, "h": 60.0}
-    for unit, minutes in sorted(units.items(), key=lambda item: -len(item[0])):
-        number = text[:-len(unit)].strip()
-        if text.endswith(unit) and number:
-            try:
-                amount = float(number) * minutes
-            except ValueError:
-                break
-            if amount > 0:
-                return "minutes", amount
-            break
-    raise argparse.ArgumentTypeError(f"must be a number of steps (e.g. 50) or a time (e.g. 90s, 10m, 1.5h), "
-                                     f"got {value!r}")
-
-
-def _keep_margin(value: str) -> float | str:
-    if value == "auto":
-        return value
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number <= 1:
-        raise argparse.ArgumentTypeError(f"must be auto or a number from 0 to 1, got {value}")
-    return number
 
 
 AFTER_VERB = "_after_verb_"  # where a subcommand's copy of a global option stores (merged by _Parser)
@@ -235,16 +113,36 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Classify texts zero-shot: fill the template's [MASK] with each "
                                                "class's label words and report the most probable class.",
                                    epilog=EPILOG_CLASSIFY, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_prompt_options(classify)
-    _add_data_options(classify)
+    add_prompt_options(classify, model_dir="a classifier saved by `promptlearn train` (instead of --template and "
+                                            "--verbalizer, as for evaluate; --model replaces its saved model)")
+    classify.set_defaults(model=None)  # as evaluate's: a --model given replaces a --model-dir's saved one
+    add_data_options(classify)
     source = classify.add_argument_group("texts")
     source.add_argument("--text", action="append", default=[], help="a text to classify (repeatable)")
-    source.add_argument("--input", help="CSV / TSV (with header) / JSONL file of examples, or - for stdin")
-    source.add_argument("--output", help="write predictions to this .csv / .tsv / .jsonl file (default: stdout, TSV); "
-                                         "every input column is kept, after the prediction columns; may be --input")
+    source.add_argument("--input", help="CSV / TSV (with header) / JSONL / Parquet file of examples, or - for stdin "
+                                        "(read in chunks: any size)")
+    source.add_argument("--output", help="write predictions to this .csv / .tsv / .jsonl / .parquet file (default: "
+                                         "stdout, TSV); every input column is kept, after the prediction columns; "
+                                         "may be --input. Written in parts (.NAME.parts/ beside it) until the end")
+    source.add_argument("--resume", action="store_true",
+                        help="continue a killed run writing the same --output from its finished parts (refused "
+                             "when the arguments or the input differ)")
     source.add_argument("--prediction-prefix", default="", metavar="PREFIX",
                         help="put PREFIX before the prediction columns' names (label, p(<class>)): needed when the "
                              "input already has such columns, e.g. --prediction-prefix predicted_")
+    add_chunk_options(source)
+    engine = classify.add_argument_group("engine")
+    engine.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: this process (default; several under accelerate launch / torchrun); ray: Ray "
+                             "Data workers, each loading --model-dir once, score --input and the rows come back in "
+                             "order to --output (pip install 'promptlearn[ray]')")
+    engine.add_argument("--workers", type=positive_int, metavar="N",
+                        help="--engine ray: Ray actors scoring in parallel, one CPU each (default 1)")
+    engine.add_argument("--gpus-per-worker", type=gpus_per_worker, metavar="G",
+                        help="--engine ray: GPUs of each worker (1; 0.5 puts two on one GPU; default 0: CPU)")
+    engine.add_argument("--address", metavar="ADDR",
+                        help="--engine ray: an existing Ray cluster (ray://HEAD:10001, or auto on one of its nodes; "
+                             "default: RAY_ADDRESS, else a local cluster for the run)")
     classify.set_defaults(run=run_classify)
 
     evaluate = commands.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix on labelled data",
@@ -252,30 +150,37 @@ def build_parser() -> argparse.ArgumentParser:
                                                "(its test split by default), a task name (sst2, sst2:21, agnews, "
                                                "boolq, ...) or a labelled CSV / TSV / JSONL file.",
                                    epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_prompt_options(evaluate, template_required=False)
+    add_prompt_options(evaluate, template_required=False)
     evaluate.add_argument("--model-dir", help="a classifier saved by `promptlearn train` (replaces --template and "
                                               "--verbalizer; with --model, that model replaces the saved one: needed "
                                               "when the folder names its base model by a local path)")
     evaluate.set_defaults(model=None)  # --model given or not: with --model-dir it matters
-    _add_data_options(evaluate)
+    add_data_options(evaluate)
     data = evaluate.add_argument_group("evaluation data")
     data.add_argument("--data", required=True, help="LM-BFF folder, task name, or labelled file (- for stdin)")
     data.add_argument("--split", default="test", help="split of a folder or task (default: test)")
     data.add_argument("--label-column", default="label", help="label column of a file (default: label)")
-    data.add_argument("--limit", type=_positive_int, help="evaluate a fixed seeded subset of this many examples")
+    data.add_argument("--limit", type=positive_int, help="evaluate a fixed seeded subset of this many examples")
     data.add_argument("--seed", type=int, default=0, help="seed of the --limit subset (default 0)")
-    _add_label_map(data)
+    add_label_map(data)
     data.add_argument("--output", help="also write the report, with every example's raw and calibrated predictions, "
-                                       "as JSON to this file; a .csv / .tsv / .jsonl file gets the predictions as a "
+                                       "as JSON to this file; a .csv / .tsv / .jsonl / .parquet file gets them as a "
                                        "table and the report beside it (FILE.metrics.json)")
+    data.add_argument("--resume", action="store_true",
+                      help="continue a killed run writing the same per-example table (--output .csv / .tsv / .jsonl "
+                           "/ .parquet) from its finished parts")
+    add_chunk_options(data)
+    data.add_argument("--update-card", action="store_true",
+                      help="with --model-dir: record the figures in that folder (eval_results.json) and its model "
+                           "card (README.md), for the folder's current weights")
     evaluate.set_defaults(run=run_evaluate)
 
     train = commands.add_parser("train", help="prompt-based fine-tuning (PET / LM-BFF) on a few labelled examples",
                                 description="Fine-tune the model through the prompt: cross-entropy over the "
                                             "verbalizer's class scores (PET / LM-BFF), then save the classifier.",
                                 epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_prompt_options(train, repeatable=True)
-    _add_data_options(train)
+    add_prompt_options(train, repeatable=True)
+    add_data_options(train)
     inputs = train.add_argument_group("training data")
     inputs.add_argument("--data", help="LM-BFF k-shot folder or task name (sst2, sst2:21): its train and dev splits")
     inputs.add_argument("--train", help="labelled training file (CSV / TSV / JSONL)")
@@ -283,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--unlabeled", help="unlabelled examples (file): for --distill and --ipet-generations, and "
                                             "the auxiliary LM loss (--mlm-weight)")
     inputs.add_argument("--label-column", default="label", help="label column of the files (default: label)")
-    _add_label_map(inputs)
-    inputs.add_argument("--k", type=_positive_int, metavar="K",
+    add_label_map(inputs)
+    inputs.add_argument("--k", type=positive_int, metavar="K",
                         help="train on K examples per class drawn from the training data, seeded by --seed (the "
                              "draw of `promptlearn sample --k K --seed SEED`); a class with fewer than K rows is an "
                              "error (default: all the training data)")
@@ -296,26 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="AdamW learning rate (default: the --source method's starting point, its config's: "
                             + ", ".join(f"{name} {rate:g}" for name, rate in LEARNING_RATES.items()) + ")")
     hyper.add_argument("--epochs", type=float, default=10.0, help="passes over the training data (default 10)")
-    hyper.add_argument("--max-steps", type=_positive_int, help="optimizer steps (overrides --epochs)")
-    hyper.add_argument("--train-batch-size", type=_positive_int, default=8, help="examples per step (default 8)")
-    hyper.add_argument("--gradient-accumulation", type=_positive_int, default=1,
+    hyper.add_argument("--max-steps", type=positive_int, help="optimizer steps (overrides --epochs)")
+    hyper.add_argument("--train-batch-size", type=positive_int, default=8, help="examples per step (default 8)")
+    hyper.add_argument("--gradient-accumulation", type=positive_int, default=1,
                        help="micro-batches per optimizer step (default 1)")
-    hyper.add_argument("--tokens-per-pass", type=_non_negative_int, metavar="N",
+    hyper.add_argument("--tokens-per-pass", type=non_negative_int, metavar="N",
                        help="memory: compute a batch whose (padded) tokens exceed N in several forward/backward "
                             "passes, same gradient; activations take ~1.25 MiB per token with smollm2 (default: "
                             "512 on a CPU, no limit on a GPU; 0: no limit)")
     hyper.add_argument("--warmup-ratio", type=float, default=0.0, help="linear warm-up share of the steps")
     hyper.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default 0.01)")
-    hyper.add_argument("--eval-every", type=_positive_int, help="evaluate on dev every N steps (default: at the end)")
-    hyper.add_argument("--patience", type=_positive_int, help="stop after N evaluations without dev gain")
+    hyper.add_argument("--eval-every", type=positive_int, help="evaluate on dev every N steps (default: at the end)")
+    hyper.add_argument("--patience", type=positive_int, help="stop after N evaluations without dev gain")
     hyper.add_argument("--seed", type=int, default=0, help="seed of data order, dropout and masking (default 0)")
     progress = train.add_argument_group("progress and checkpoints")
-    progress.add_argument("--log-every", type=_positive_int, default=10, metavar="N",
+    progress.add_argument("--log-every", type=positive_int, default=10, metavar="N",
                           help="a progress line on stderr (step, loss, learning rate, examples/s, ETA) every N steps "
                                "or 30 s, whichever comes first, terminal or not (default 10); the plan (steps = "
                                "epochs x batches) comes first and a time estimate after step 3; -q (before or "
                                "after the command) turns them off")
-    progress.add_argument("--checkpoint-every", type=_checkpoint_interval, default="10m", metavar="N|TIME",
+    progress.add_argument("--checkpoint-every", type=checkpoint_interval, default="10m", metavar="N|TIME",
                           help="save a checkpoint in --output every N steps, or every TIME of wall-clock time (90s, "
                                "10m, 1.5h; default 10m), and at the end; Ctrl-C or SIGTERM also saves one at the "
                                "last finished step. --resume continues from it")
@@ -377,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "ag_news/train_pool.csv descriptions under ROOT (default: the shared data "
                                   "folder); never a test split")
     adapt.add_argument("--column", help="text column of .csv/.tsv/.jsonl files (default: text, or the only column)")
-    adapt.add_argument("--max-texts", type=_positive_int, help="train on a seeded subset of this many texts")
+    adapt.add_argument("--max-texts", type=positive_int, help="train on a seeded subset of this many texts")
     adapt.add_argument("--output", required=True, help="folder to write the masked LM to")
     adapt_training = adapt.add_argument_group("training")
     adapt_training.add_argument("--head-steps", type=int,
@@ -386,12 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     adapt_training.add_argument("--learning-rate", type=float, default=1e-4, help="phase-2 peak rate (default 1e-4)")
     adapt_training.add_argument("--head-learning-rate", type=float, default=1e-3,
                                 help="phase-1 peak rate (default 1e-3)")
-    adapt_training.add_argument("--batch-size", type=_positive_int, default=32, help="texts per step (default 32)")
-    adapt_training.add_argument("--max-length", type=_positive_int, default=128,
+    adapt_training.add_argument("--batch-size", type=positive_int, default=32, help="texts per step (default 32)")
+    adapt_training.add_argument("--max-length", type=positive_int, default=128,
                                 help="tokens per text; longer texts are truncated (default 128)")
     adapt_training.add_argument("--mlm-probability", type=float, default=0.15,
                                 help="share of tokens masked (default 0.15)")
-    adapt_training.add_argument("--checkpoint-every", type=_positive_int, default=100,
+    adapt_training.add_argument("--checkpoint-every", type=positive_int, default=100,
                                 help="steps between checkpoints (default 100)")
     adapt_training.add_argument("--seed", type=int, default=0,
                                 help="seed of the new head, the text order, the masks and --max-texts (default 0)")
@@ -401,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="replace an existing OUTPUT (and discard an interrupted run's checkpoints)")
     adapt_training.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
     adapt_training.add_argument("--dtype", choices=DTYPES, help=DTYPE_HELP)
-    adapt_training.add_argument("--threads", type=_positive_int,
+    adapt_training.add_argument("--threads", type=positive_int,
                                 help="CPU threads for torch (default: torch's choice); on a CPU shared with other "
                                      "jobs, 1 can be many times faster")
     adapt.set_defaults(run=run_adapt)
@@ -444,13 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
                               help="masked or causal LM: hub id, local folder, .gguf file or short name "
                                    "(default smollm2)")
     search_model.add_argument("--gguf-file", help="GGUF file inside --model's folder")
-    search_model.add_argument("--batch-size", type=_positive_int, default=16,
+    search_model.add_argument("--batch-size", type=positive_int, default=16,
                               help="examples per forward pass (default 16)")
-    search_model.add_argument("--max-length", type=_positive_int, help="token budget of one prompt")
+    search_model.add_argument("--max-length", type=positive_int, help="token budget of one prompt")
     search_model.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
     search_model.add_argument("--dtype", choices=DTYPES, help=DTYPE_HELP)
-    search_model.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)")
-    _add_data_options(search)
+    search_model.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    add_data_options(search)
     search_data = search.add_argument_group("labelled examples")
     search_data.add_argument("--data", help="LM-BFF k-shot folder or task name (sst2, sst2:21): its train and dev "
                                             "splits")
@@ -458,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     search_data.add_argument("--dev", help="labelled dev file the candidates are scored on (with --data: default "
                                            "its dev split); it needs at least two classes")
     search_data.add_argument("--label-column", default="label", help="label column of the files (default: label)")
-    _add_label_map(search_data, search=True)
+    add_label_map(search_data, search=True)
     search_options = search.add_argument_group("search")
     search_options.add_argument("--method", choices=("all", "labels", "infill", "autoprompt"), default="all",
                                 help="what to search (see above; default all)")
@@ -466,21 +371,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "text); default '{{ text }} It was [MASK].'")
     search_options.add_argument("--verbalizer", help="fixed label words for template search (file or shipped name); "
                                                      "default: the best found by label search")
-    search_options.add_argument("--n-templates", type=_positive_int, default=3,
+    search_options.add_argument("--n-templates", type=positive_int, default=3,
                                 help="how many prompts to write out (and train briefly; default 3)")
     search_options.add_argument("--budget-minutes", type=float, default=10.0,
                                 help="wall-clock budget of the search (default 10)")
     search_options.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    search_options.add_argument("--top-k-words", type=_positive_int, default=10,
+    search_options.add_argument("--top-k-words", type=positive_int, default=10,
                                 help="label search: candidate words per class (default 10)")
     search_options.add_argument("--candidate-words", metavar="WORDS",
                                 help="label search: extra candidate words, possibly several tokens long: a "
                                      "comma-separated list ('not good,excellent') tried for every class, or a "
                                      "verbalizer file (class: words) naming each class's own")
-    search_options.add_argument("--words-per-class", type=_positive_int, default=1,
+    search_options.add_argument("--words-per-class", type=positive_int, default=1,
                                 help="label search: also build a verbalizer with N words per class from the PETAL "
                                      "ranking (default 1: single words only)")
-    search_options.add_argument("--triggers", type=_positive_int, default=3,
+    search_options.add_argument("--triggers", type=positive_int, default=3,
                                 help="autoprompt: number of trigger words (default 3)")
     search_options.add_argument("--autoprompt-iterations", type=int, default=8,
                                 help="autoprompt: HotFlip swaps tried (default 8)")
@@ -489,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default 30; 0: zero-shot scores only)")
     search_options.add_argument("--learning-rate", type=float, default=1e-4,
                                 help="learning rate of that training (default 1e-4)")
-    search_options.add_argument("--keep-margin", type=_keep_margin, default="auto",
+    search_options.add_argument("--keep-margin", type=keep_margin, default="auto",
                                 help="with --verbalizer: how much better on dev (accuracy) a found prompt must be "
                                      "to rank above the given one; small dev sets flatter the luckiest of many "
                                      "candidates. auto (default): the luck expected of the best of N candidates "
@@ -526,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="labelled data: a .csv / .tsv / .json / .jsonl / .parquet file (- for stdin), a data "
                              "folder (its --split), hf:NAME[:CONFIG[:SPLIT]] or a folder saved by save_to_disk")
     sample.add_argument("--output", required=True, help="file to write, in the format of its suffix (may be --input)")
-    sample.add_argument("--k", type=_positive_int, required=True, help="rows per class")
+    sample.add_argument("--k", type=positive_int, required=True, help="rows per class")
     sample.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
     sample.add_argument("--label-column", help="label column (default: label, labels, target, class or y)")
     sample.add_argument("--split", help="split of a folder or dataset (default: train for a folder; a dataset's "
@@ -535,9 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="take every row of a class with fewer than K rows (default: an error)")
     sample.add_argument("--format", dest="fmt", choices=("csv", "tsv", "json", "jsonl", "parquet"),
                         help="format of --input when its extension does not say")
-    sample.add_argument("--head", type=_non_negative_int, metavar="N",
+    sample.add_argument("--head", type=non_negative_int, metavar="N",
                         help="sample from the first N rows (in file order) only")
     sample.set_defaults(run=run_sample)
+
+    add_export_parser(commands)
 
     _share_global_options(parser, commands)  # last: every top-level option, whoever added it
     return parser

@@ -16,7 +16,8 @@ from typing import Any
 from ..core.errors import PromptlearnError
 from ..io.artifacts import recover_directory
 from ..models.distributed import is_main_process
-from .predict import _classifier, _columns, _show_progress, default_verbalizer
+from .options import column_mapping
+from .predict import _classifier, _show_progress, default_verbalizer
 
 # --source options: flag -> (the sources it applies to, the source option it sets)
 def run_train(args: argparse.Namespace) -> int:
@@ -36,7 +37,7 @@ def run_train(args: argparse.Namespace) -> int:
     if bool(args.data) == bool(args.train):
         raise PromptlearnError("give the training data with --data (an LM-BFF folder or task) or --train FILE")
     prompts = _ensemble_prompts(args)  # None: one prompt (args.template / args.verbalizer become plain strings)
-    columns = _columns(args.column)
+    columns = column_mapping(args.column)
     options = dict(columns=columns, label_column=args.label_column, fmt=args.fmt)
     if args.data:
         train_x, train_y = load_data(args.data, "train", **options)
@@ -380,7 +381,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.budget_minutes < 0:
         raise PromptlearnError(f"--budget-minutes must be >= 0, got {args.budget_minutes}")
     task = check_task_name(_search_task_name(args))
-    options = dict(columns=_columns(args.column), label_column=args.label_column, fmt=args.fmt)
+    options = dict(columns=column_mapping(args.column), label_column=args.label_column, fmt=args.fmt)
     train_x, train_y = load_data(args.data or args.train, "train", **options)
     dev_x, dev_y = load_data(args.dev, "test", **options) if args.dev else load_data(args.data, "dev", **options)
     if train_y is None or dev_y is None:

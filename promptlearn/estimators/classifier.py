@@ -458,6 +458,8 @@ class PromptClassifier(ClassifierProtocol):
         missing = [c for i, c in enumerate(verbalizer.classes) if i not in set(labels)]
         if missing and soft is None:  # soft targets give every class some probability mass
             raise DataError(f"no training example for class(es) {missing}; every class needs at least one")
+        self.training_data_ = {"examples": len(labels), "per_class": {c: sum(1 for label in labels if label == i)
+                                                                     for i, c in enumerate(verbalizer.classes)}}
         dev_examples, dev_labels = None, None
         if dev is not None:
             dev_examples = as_examples(dev[0], template.fields)
@@ -524,10 +526,32 @@ class PromptClassifier(ClassifierProtocol):
     def _is_fitted(self) -> bool:
         return bool(getattr(self, "_fitted", False)) and getattr(self, "_loaded", None) is not None
 
-    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False,
+             card: Mapping[str, Any] | None = None) -> Path:
         """Write a folder with ``config.json`` (and the model's safetensors weights when they were trained or
-        the model was given as an object), atomically; :meth:`load` gives identical predictions."""
-        return save_classifier(self, directory, overwrite=overwrite)
+        the model was given as an object) and its model card ``README.md``, atomically; :meth:`load` gives
+        identical predictions. ``card``: the card's fields (``language``, ``license``, ``tags``, ``datasets``,
+        ``model_name``, ``description``, ...; :mod:`~promptlearn.estimators.model_card`), kept for later saves
+        and pushes (and by :meth:`load`), a field given again replacing the kept one."""
+        return save_classifier(self, directory, overwrite=overwrite, card=card)
+
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
+                    commit_message: str | None = None, revision: str | None = None,
+                    card: Mapping[str, Any] | None = None) -> Any:
+        """Save to a Hugging Face hub repository (created if needed): :func:`promptlearn.estimators.hub.push_to_hub`."""
+        from .hub import push_to_hub
+
+        return push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message,
+                           revision=revision, card=card)
+
+    @classmethod
+    def from_pretrained(cls, repo_id_or_folder: str | os.PathLike, *, revision: str | None = None,
+                        token: str | None = None, **overrides: Any) -> PromptClassifier:
+        """:meth:`load` from a saved folder or a hub repository (downloaded, then loaded by the same safe loader):
+        :func:`promptlearn.estimators.hub.from_pretrained`."""
+        from .hub import from_pretrained
+
+        return from_pretrained(cls, repo_id_or_folder, revision=revision, token=token, **overrides)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, **overrides: Any) -> PromptClassifier:

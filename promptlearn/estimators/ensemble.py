@@ -65,6 +65,7 @@ from ..core.errors import ConfigError, DataError, PromptlearnError
 from ..core.verbalizer import label_indices as core_label_indices
 from .combination import COMBINE_RULES, combine_log_probs, combine_predictions
 from .members import common_classes, describe_member, member_classes
+from .model_card import write_card
 
 logger = logging.getLogger(__name__)
 
@@ -531,6 +532,8 @@ class PromptEnsemble(ClassifierMixin, BaseEstimator):
             for i, member in enumerate(members):
                 member.save(tmp / "members" / str(i))
             atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+            write_card(tmp, location=directory.name if directory.is_absolute() else directory.as_posix(),
+                       keep_evaluations_from=directory if overwrite and directory.is_dir() else None)
         return directory
 
     @classmethod

@@ -16,6 +16,7 @@ from ..core.template import Template
 from ..core.verbalizer import Verbalizer
 from ..io.artifacts import atomic_directory, atomic_write_text, save_model_folder
 from ..models.loader import dtype_name
+from .model_card import card_record, restored_record, write_card
 from .options import GROUPS, from_flat, is_flat, is_option, with_options
 from .saved_folders import open_saved, recorded_model_name
 
@@ -31,8 +32,10 @@ SAVED_SCHEMA = {"model": (str, type(None)), "base_model": (str, type(None)), "te
 _GROUP_NAMES = (*GROUPS, "tuning")
 
 
-def save_classifier(classifier: Any, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """``classifier.save(directory)``: see :meth:`PromptClassifier.save <promptlearn.PromptClassifier.save>`."""
+def save_classifier(classifier: Any, directory: str | os.PathLike, *, overwrite: bool = False,
+                    card: dict[str, Any] | None = None, location: str | None = None) -> Path:
+    """``classifier.save(directory)``: see :meth:`PromptClassifier.save <promptlearn.PromptClassifier.save>`.
+    ``location``: what the card's usage snippet loads (default: the folder as given, or its name if absolute)."""
     directory = Path(directory)
     params = {k: v for k, v in classifier.get_params(deep=False).items()
               if k not in ("model", "template", "verbalizer", "tokenizer", "trust_remote_code", *_GROUP_NAMES)}
@@ -74,6 +77,7 @@ def save_classifier(classifier: Any, directory: str | os.PathLike, *, overwrite:
     if module is not None:
         config["model"] = config["base_model"]
         config["prompt"] = {"source": tuning.source, "file": PROMPT_FILE, "parameters": module.n_parameters()}
+    config["card"] = card_record(classifier, card, module)  # the model card's data: never changes what loads
     with atomic_directory(directory, overwrite=overwrite) as tmp:
         if module is not None:
             from safetensors.torch import save_file
@@ -83,6 +87,9 @@ def save_classifier(classifier: Any, directory: str | os.PathLike, *, overwrite:
             loaded = classifier.model_
             save_model_folder(loaded.model, loaded.tokenizer, tmp / "model")
         atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        write_card(tmp, location=location or (directory.name if directory.is_absolute() else directory.as_posix()),
+                   keep_evaluations_from=directory if overwrite and directory.is_dir() else None)
+    classifier.card_ = {"fields": config["card"]["fields"], "training": config["card"]["training"]}  # for later saves
     return directory
 
 
@@ -157,6 +164,7 @@ def load_classifier(cls: type, directory: str | os.PathLike, **overrides: Any) -
         Verbalizer.load(config["verbalizer"], aggregation=built["scoring"].aggregation)  # checked now, not later
         template = Template(source, name=name, shortenable=built["scoring"].shortenable)
         classifier = cls(model=model, template=template, verbalizer=config["verbalizer"], **params, **built)
+    classifier.card_ = restored_record(config)  # the card's fields and training size, for a later save or push
     tuning = classifier.tuning_config_
     if tuning.source != "manual":
         from safetensors.torch import load_file

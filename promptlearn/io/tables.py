@@ -309,16 +309,22 @@ def _delimited_table(text: str, fmt: str, where: str, reason: str) -> Table:
     if not parsed:
         raise DataError(f"{where} is empty; CSV/TSV files need a header row")
     header, body = parsed[0], parsed[1:]
-    if len(header) == 1 and ("\t" if fmt == "csv" else ",") in header[0]:
-        other = "tsv" if fmt == "csv" else "csv"
-        raise DataError(f"{where}: read as {_DESCRIBED[fmt]} ({reason}), but its header {header[0]!r} holds "
-                        f"{'tabs' if fmt == 'csv' else 'commas'} and no {'commas' if fmt == 'csv' else 'tabs'}: "
-                        f"{other.upper()} files should be named .{other} (or give --format {other})")
-    dup = sorted({h for h in header if header.count(h) > 1})
-    if dup:
-        raise DataError(f"{where}: duplicate column name(s) {dup} in the header")
+    check_header(header, fmt, where, f"{_DESCRIBED[fmt]} ({reason})")
     records = [dict(zip(header, row)) for row in body]
     return Table(where, header, records, records, list(range(2, len(body) + 2)), None, "line")
+
+
+def check_header(header: Sequence[str], fmt: str, where: str, read_as: str) -> None:
+    """A CSV / TSV header that shows the file was read with the wrong delimiter (one column holding the other
+    delimiter), or that names a column twice, is a DataError; ``read_as`` says how it was read."""
+    if len(header) == 1 and ("\t" if fmt == "csv" else ",") in header[0]:
+        other = "tsv" if fmt == "csv" else "csv"
+        raise DataError(f"{where}: read as {read_as}, but its header {header[0]!r} holds "
+                        f"{'tabs' if fmt == 'csv' else 'commas'} and no {'commas' if fmt == 'csv' else 'tabs'}: "
+                        f"{other.upper()} files should be named .{other} (or give --format {other})")
+    duplicates = sorted({h for h in header if header.count(h) > 1})
+    if duplicates:
+        raise DataError(f"{where}: duplicate column name(s) {duplicates} in the header")
 
 
 def _tsv_rows(text: str, where: str) -> list[list[str]]:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..core.encoding import mask_context, word_token_ids
 from ..core.errors import ConfigError, VerbalizerError
 from ..core.template import Prompt
 from ..core.verbalizer import Verbalizer
@@ -276,13 +277,7 @@ class Scorer(RowEncoding):
         """Token ids of ``word`` as it reads after ``anchor + separator`` (leading-space conventions)."""
         key = (word, anchor, separator)
         if key not in self._word_ids_cache:
-            base = anchor + separator
-            base_ids = self.tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
-            full_ids = self.tokenizer(base + word, add_special_tokens=False)["input_ids"]
-            common = 0
-            while common < min(len(base_ids), len(full_ids)) and base_ids[common] == full_ids[common]:
-                common += 1
-            ids = tuple(full_ids[common:])
+            ids = word_token_ids(self.tokenizer, word, anchor, separator)
             if not ids:
                 raise VerbalizerError(f"label word {word!r} tokenizes to nothing with this model's tokenizer")
             self._word_ids_cache[key] = ids
@@ -291,15 +286,7 @@ class Scorer(RowEncoding):
     @staticmethod
     def mask_context(prompt: Prompt) -> tuple[str, str]:
         """(anchor, separator): the template text right before the mask, and the whitespace between."""
-        index = prompt.mask_index()
-        if index == 0:
-            return "", ""
-        before = prompt.segments[index - 1]
-        stripped = before.text.rstrip()
-        separator = before.text[len(stripped):]
-        if before.kind == "text" and stripped:
-            return stripped, separator
-        return ".", separator
+        return mask_context(prompt)
 
     # -- running the model --------------------------------------------------------------------
     def _token_lengths(self, prompts: Sequence[Prompt]) -> list[int]:

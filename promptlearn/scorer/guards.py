@@ -6,61 +6,13 @@ Both are computed once (per tokenizer, per verbalizer and mask context) and cach
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from ..core.encoding import BREAK, special_ids, special_strings, special_token_breaker
 from ..core.errors import VerbalizerError
 
-#: Inserted after the first character of a special-token string found in example text: the tokenizer no longer
-#: matches the token, and most normalizers drop the character (BERT's) or encode it as a few byte tokens.
-BREAK = "\u200b"
-
-
-def special_strings(tokenizer: Any) -> list[str]:
-    """Every special-token string of the tokenizer: its named special tokens and its added special tokens."""
-    strings = {str(t) for t in (getattr(tokenizer, "all_special_tokens", None) or [])}
-    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
-    strings.update(str(getattr(t, "content", t)) for t in decoder.values() if getattr(t, "special", False))
-    return sorted((s for s in strings if len(s) > 1), key=lambda s: (-len(s), s))
-
-
-def special_ids(tokenizer: Any) -> set[int]:
-    ids = set(getattr(tokenizer, "all_special_ids", None) or [])
-    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
-    ids.update(int(i) for i, t in decoder.items() if getattr(t, "special", False))
-    return ids
-
-
-def special_token_breaker(tokenizer: Any) -> Callable[[str], str]:
-    """A function that rewrites every special-token string in a text so the tokenizer reads it as plain text
-    (``<|im_start|>`` -> ``<`` + zero-width space + ``|im_start|>``). Where the tokenizer still finds a special
-    token in that form (a normalizer that drops the zero-width space before matching), a plain space is used;
-    where even that fails, the string is removed."""
-    strings = special_strings(tokenizer)
-    if not strings:
-        return lambda text: text
-    ids = special_ids(tokenizer)
-
-    def leaks(texts: list[str]) -> list[bool]:
-        encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [any(i in ids for i in row) for row in encoded]
-
-    replacement = {s: s[0] + BREAK + s[1:] for s in strings}
-    for fallback in (lambda s: s[0] + " " + s[1:], lambda s: " "):
-        bad = [s for s, leaked in zip(strings, leaks([replacement[s] for s in strings])) if leaked]
-        if not bad:
-            break
-        replacement.update({s: fallback(s) for s in bad})
-    pattern = re.compile("|".join(re.escape(s) for s in strings))
-    first = frozenset(s[0] for s in strings)
-
-    def clean(text: str) -> str:
-        if first.isdisjoint(text):  # most texts: no character that starts a special token
-            return text
-        return pattern.sub(lambda m: replacement[m.group(0)], text)
-
-    return clean
+__all__ = ["BREAK", "check_distinct_label_words", "special_ids", "special_strings", "special_token_breaker"]
 
 
 def check_distinct_label_words(scorer: Any, prompts: Sequence[Any], verbalizer: Any) -> None:
