@@ -13,6 +13,8 @@ With one process, the usual case, nothing here imports accelerate or touches ``t
 
 from __future__ import annotations
 
+import atexit
+
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -76,7 +78,18 @@ def _initialize() -> None:
     PartialState(cpu=cpu)
     if not dist.is_initialized():  # a PartialState made earlier, before the launch variables were read
         dist.init_process_group(backend="gloo" if cpu else "nccl")
+    # Left to interpreter teardown, the group's communication threads can be destroyed still joinable, which
+    # aborts a process that has finished its work ("terminate called without an active exception").
+    atexit.register(_leave_group)
     logger.debug("process %d of %d (%s)", dist.get_rank(), dist.get_world_size(), dist.get_backend())
+
+
+def _leave_group() -> None:
+    """Destroy the process group this module joined, at exit (once: a group already destroyed is left alone)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def setup() -> ProcessInfo:
